@@ -1,0 +1,189 @@
+//! Opening SQLite files safely, and telling bad input apart precisely.
+//!
+//! Before SQLite sees a file, its first 100 bytes are checked here, so an
+//! operator gets "empty file, not a database" or "damaged SQLite header:
+//! page size 1000 is not a power of two" instead of SQLite's one generic
+//! "file is not a database". Paths reach SQLite only as canonical absolute
+//! file names (never inside SQL text, never as `file:` URIs), so quotes,
+//! spaces and non-ASCII in names are harmless.
+
+use crate::exit::{Exit, fail};
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The 16 bytes every SQLite database file starts with.
+pub const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// The default busy timeout: long enough to ride out an application's
+/// write transactions, short enough for cron.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The facts the database header states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Page size in bytes.
+    pub page_size: u32,
+    /// File format write version: 1 rollback journal, 2 WAL.
+    pub write_version: u8,
+    /// File format read version: 1 rollback journal, 2 WAL.
+    pub read_version: u8,
+    /// Size of the file on disk.
+    pub file_bytes: u64,
+}
+
+impl Header {
+    /// True when the database is in WAL mode.
+    pub fn is_wal(&self) -> bool {
+        self.write_version == 2 || self.read_version == 2
+    }
+}
+
+/// Reads and checks the header of the file at `path`.
+///
+/// Errors are one line without the path (the caller names the file): a
+/// missing file exits 3, anything else that is not a database exits 1.
+pub fn check_file(path: &Path) -> Result<Header> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(fail(Exit::NotFound, "no such file"));
+        }
+        Err(e) => return Err(e).context("cannot read file metadata"),
+    };
+    if meta.is_dir() {
+        return Err(fail(Exit::Failed, "is a directory, not a database"));
+    }
+    if meta.len() == 0 {
+        return Err(fail(Exit::Failed, "empty file, not a database"));
+    }
+    let mut head = [0u8; 100];
+    let mut file = std::fs::File::open(path).context("cannot open file")?;
+    let n = crate::compress::read_up_to(&mut file.by_ref(), &mut head)?;
+    if n < 16 || &head[..16] != MAGIC {
+        let what = if head[..n.min(4)] == crate::compress::ZSTD_MAGIC[..n.min(4)] && n >= 4 {
+            "a zstd-compressed file, not a database (decompress it first)"
+        } else {
+            "not a SQLite database (no SQLite header)"
+        };
+        return Err(fail(Exit::Failed, what));
+    }
+    if n < 100 {
+        return Err(fail(
+            Exit::Failed,
+            format!("damaged SQLite header: file is only {n} bytes long"),
+        ));
+    }
+    let mut header = parse_header(&head)?;
+    header.file_bytes = meta.len();
+    Ok(header)
+}
+
+/// Checks the fixed fields of a 100-byte header.
+pub fn parse_header(head: &[u8; 100]) -> Result<Header> {
+    if &head[..16] != MAGIC {
+        return Err(fail(
+            Exit::Failed,
+            "not a SQLite database (no SQLite header)",
+        ));
+    }
+    let raw = u32::from(u16::from_be_bytes([head[16], head[17]]));
+    let page_size = if raw == 1 { 65_536 } else { raw };
+    if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
+        return Err(fail(
+            Exit::Failed,
+            format!(
+                "damaged SQLite header: page size {raw} is not a power of two from 512 to 65536"
+            ),
+        ));
+    }
+    let (write_version, read_version) = (head[18], head[19]);
+    if !matches!(write_version, 1 | 2) || !matches!(read_version, 1 | 2) {
+        return Err(fail(
+            Exit::Failed,
+            format!(
+                "damaged SQLite header: file format versions {write_version}/{read_version} are not 1 or 2"
+            ),
+        ));
+    }
+    if head[21] != 64 || head[22] != 32 || head[23] != 32 {
+        return Err(fail(
+            Exit::Failed,
+            "damaged SQLite header: payload fractions are not 64/32/32",
+        ));
+    }
+    Ok(Header {
+        page_size,
+        write_version,
+        read_version,
+        file_bytes: 0,
+    })
+}
+
+/// The canonical absolute path SQLite is given, so that a relative name
+/// starting with `file:` is never taken for a URI.
+pub fn canonical(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).context("cannot resolve path")
+}
+
+/// Opens a database read-only with a busy timeout. The source of a
+/// snapshot or a verification is never opened for writing.
+pub fn open_read_only(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let path = canonical(path)?;
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .context("cannot open database")?;
+    conn.busy_timeout(busy_timeout)
+        .context("setting busy timeout")?;
+    Ok(conn)
+}
+
+/// Quotes an identifier for SQL text (`"my ""odd"" table"`).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The version of the SQLite library linked in.
+pub fn library_version() -> &'static str {
+    rusqlite::version()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_with(page: [u8; 2]) -> [u8; 100] {
+        let mut h = [0u8; 100];
+        h[..16].copy_from_slice(MAGIC);
+        h[16..18].copy_from_slice(&page);
+        h[18] = 1;
+        h[19] = 1;
+        h[21] = 64;
+        h[22] = 32;
+        h[23] = 32;
+        h
+    }
+
+    #[test]
+    fn page_sizes() {
+        assert_eq!(
+            parse_header(&header_with([0x10, 0])).unwrap().page_size,
+            4096
+        );
+        assert_eq!(
+            parse_header(&header_with([0, 1])).unwrap().page_size,
+            65_536
+        );
+        let err = parse_header(&header_with([0x03, 0xe8])).unwrap_err();
+        assert!(format!("{err}").contains("page size 1000"), "{err}");
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
+    }
+}

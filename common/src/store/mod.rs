@@ -1,0 +1,78 @@
+//! Storage backends: a local directory used as a bucket, and (later) S3.
+//!
+//! Tools speak to one [`Store`] rooted at an address and name objects by
+//! keys below it (`app/20261122T030000Z.sqlite3.zst`). Every backend
+//! counts the requests it makes, by kind, because object stores bill per
+//! request and the records say what a run cost.
+
+mod local;
+mod requests;
+
+pub use local::LocalStore;
+pub use requests::{Kind, Requests};
+
+use crate::address::Address;
+use crate::digest::Digest;
+use crate::exit::{Exit, fail};
+use crate::time::Timestamp;
+use anyhow::Result;
+use std::io::{Read, Write};
+
+/// One object found by a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key relative to the store's root.
+    pub key: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Last modification time, when the backend reports one.
+    pub modified: Option<Timestamp>,
+}
+
+/// A place objects are stored: complete or not at all.
+pub trait Store: Send + Sync {
+    /// The address of `key`, for records and log lines (never with secrets).
+    fn url(&self, key: &str) -> String;
+
+    /// Stores exactly `len` bytes from `body` at `key`. When `sha256` is
+    /// given, the object is made visible only if the bytes match it; a
+    /// mismatch or short read leaves any earlier object at `key` alone.
+    fn put(&self, key: &str, body: &mut dyn Read, len: u64, sha256: Option<&str>)
+    -> Result<Digest>;
+
+    /// Streams the object at `key` into `sink`, returning its size. A
+    /// missing object is a not-found error (exit 3).
+    fn get(&self, key: &str, sink: &mut dyn Write) -> Result<u64>;
+
+    /// Lists the objects whose keys start with `prefix`, in key order.
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Deletes the object at `key`.
+    fn delete(&self, key: &str) -> Result<()>;
+
+    /// The requests made so far.
+    fn requests(&self) -> &Requests;
+
+    /// Stores a small object from memory.
+    fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<Digest> {
+        self.put(key, &mut &bytes[..], bytes.len() as u64, None)
+    }
+
+    /// Reads a small object into memory.
+    fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.get(key, &mut buf)?;
+        Ok(buf)
+    }
+}
+
+/// Opens the store an address names, rooted at that address.
+pub fn open(address: &Address) -> Result<Box<dyn Store>> {
+    match address {
+        Address::Local(path) => Ok(Box::new(LocalStore::new(path))),
+        Address::S3 { .. } | Address::Named { .. } => Err(fail(
+            Exit::Usage,
+            format!("{address}: S3 and named remotes are not supported yet; use a local directory"),
+        )),
+    }
+}

@@ -1,0 +1,55 @@
+//! The command line of `bucket-pull`, from which its man page and shell
+//! completions are generated.
+
+use clap::Parser;
+use sqlkeep_common::log::LogArgs;
+use std::path::PathBuf;
+
+/// Download, check, decompress and restore snapshots atomically.
+#[derive(Parser, Debug)]
+#[command(
+    name = "bucket-pull",
+    version,
+    about = "Download, check, decompress and restore snapshots atomically",
+    long_about = "Restore a database from a remote. SOURCE is a database's prefix \
+(<remote>/<db>: its newest snapshot, named by latest.json) or one object's address \
+(<remote>/<db>/<stamp>.sqlite3.zst); with no SOURCE, `object` records are read from stdin.\n\n\
+The stored SHA-256 is checked while the object streams in, the data is decompressed and \
+its raw SHA-256 checked, and only then is the file fsynced and renamed into place: a failed \
+restore leaves the previous file untouched. Stale -wal and -shm files beside a replaced \
+database are removed. Prints one `restored` record (JSON) per file.\n\n\
+An existing non-empty file is never replaced without --force (exit 5). With --if-missing, \
+a present database is left alone and the run exits 0: the boot-time restore for a fresh \
+Fly.io volume or a new server.",
+    after_help = "Examples:\n  \
+bucket-pull /mnt/backups/databases/production -o storage/production.sqlite3 --if-missing\n  \
+bucket-pull b2:my-bucket/databases/production --latest -o /tmp/drill.sqlite3 | sqlite-verify --max-age 26h\n  \
+bucket-pull ./backups/app/20261122T030000Z.sqlite3.zst -o restored.sqlite3\n\n\
+Exit status: 0 restored (or present, with --if-missing), 1 a check failed, 2 usage, \
+3 no such snapshot, 4 storage unavailable after retries, 5 refused to replace a file."
+)]
+pub struct Args {
+    /// A database prefix (<remote>/<db>) or an object address (default: object records from stdin)
+    #[arg(value_name = "SOURCE")]
+    pub sources: Vec<String>,
+
+    /// File to restore to, or a directory to restore into as <db>.sqlite3 [default: ./<db>.sqlite3]
+    #[arg(short, long, value_name = "PATH", value_hint = clap::ValueHint::AnyPath)]
+    pub output: Option<PathBuf>,
+
+    /// Restore the newest snapshot under a prefix (the default for prefixes)
+    #[arg(long)]
+    pub latest: bool,
+
+    /// Replace an existing non-empty file (stop the application first)
+    #[arg(long, conflicts_with = "if_missing")]
+    pub force: bool,
+
+    /// Restore only when the target is absent or empty; otherwise exit 0 quietly
+    #[arg(long)]
+    pub if_missing: bool,
+
+    /// -q and -v.
+    #[command(flatten)]
+    pub log: LogArgs,
+}

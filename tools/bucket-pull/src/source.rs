@@ -1,0 +1,195 @@
+//! Turning a SOURCE into the one object to fetch and what its manifest
+//! says about it.
+//!
+//! A prefix costs one GET for `latest.json`; an object address costs one
+//! GET for its sibling manifest; an `object` record from stdin carries its
+//! manifest already, costing nothing. Then one GET for the object itself.
+
+use anyhow::{Context, Result};
+use sqlkeep_common::address::Address;
+use sqlkeep_common::exit::{Exit, exit_of, fail};
+use sqlkeep_common::input::Input;
+use sqlkeep_common::layout;
+use sqlkeep_common::record::Record;
+use sqlkeep_common::store::{self, Store};
+
+/// One object to restore.
+pub struct Plan {
+    /// The store holding the object (its directory or prefix).
+    pub store: Box<dyn Store>,
+    /// The object's key in that store (its name).
+    pub key: String,
+    /// The object's manifest, when one was found.
+    pub manifest: Option<Record>,
+    /// The database name (or, for a plain file, its name).
+    pub db: String,
+}
+
+impl Plan {
+    /// The object's address.
+    pub fn url(&self) -> String {
+        self.store.url(&self.key)
+    }
+
+    /// True when the object is a database snapshot (restored as
+    /// `<db>.sqlite3`), not a plain file (restored under its own name).
+    pub fn is_snapshot(&self) -> bool {
+        layout::stamp_of_object(&self.key).is_some()
+    }
+
+    /// The file name to restore as when only a directory is given.
+    pub fn file_name(&self) -> String {
+        if self.is_snapshot() {
+            format!("{}.sqlite3", self.db)
+        } else {
+            self.db.clone()
+        }
+    }
+
+    /// True when the stored object is zstd-compressed.
+    pub fn compressed(&self) -> bool {
+        match self.manifest.as_ref().and_then(|m| m.str("compression")) {
+            Some(kind) => kind == "zstd",
+            None => self.key.ends_with(".zst"),
+        }
+    }
+}
+
+/// Resolves one input to a plan.
+pub fn resolve(input: &Input) -> Result<Plan> {
+    match input {
+        Input::Record(record) => from_record(record),
+        Input::Plain(text) => from_address(&Address::parse(text)?),
+    }
+}
+
+/// An `object` record: its `url` names the object, and the record is the
+/// manifest.
+fn from_record(record: &Record) -> Result<Plan> {
+    let url = record
+        .str("url")
+        .ok_or_else(|| fail(Exit::Failed, "record has no \"url\" to restore from"))?;
+    let (parent, key) = split(&Address::parse(url)?)?;
+    let db = name_of(Some(record), &parent, &key);
+    Ok(Plan {
+        store: store::open(&parent)?,
+        key,
+        manifest: Some(record.clone()),
+        db,
+    })
+}
+
+/// An address: an object, a manifest, or a database prefix.
+fn from_address(address: &Address) -> Result<Plan> {
+    let name = address.name().unwrap_or_default();
+    let is_object = name.ends_with(layout::ZST_EXT) || name.ends_with(layout::RAW_EXT);
+    if is_object {
+        let (parent, key) = split(address)?;
+        let store = store::open(&parent)?;
+        let manifest = match layout::stamp_of_object(&key) {
+            Some(stamp) => {
+                fetch_manifest(store.as_ref(), &layout::manifest_name(stamp)).or_else(|e| {
+                    if exit_of(&e) == Exit::NotFound {
+                        Ok(None)
+                    } else {
+                        Err(e)
+                    }
+                })?
+            }
+            None => None,
+        };
+        let db = name_of(manifest.as_ref(), &parent, &key);
+        return Ok(Plan {
+            store,
+            key,
+            manifest,
+            db,
+        });
+    }
+    if name.ends_with(".json") {
+        let (parent, key) = split(address)?;
+        let store = store::open(&parent)?;
+        let manifest = fetch_manifest(store.as_ref(), &key)?.context("empty manifest")?;
+        let key = object_key(&manifest)?;
+        let db = name_of(Some(&manifest), &parent, &key);
+        return Ok(Plan {
+            store,
+            key,
+            manifest: Some(manifest),
+            db,
+        });
+    }
+    let store = store::open(address)?;
+    let manifest = match fetch_manifest(store.as_ref(), layout::LATEST) {
+        Ok(Some(manifest)) => manifest,
+        Ok(None) => {
+            return Err(fail(
+                Exit::Failed,
+                format!("{address}: latest.json is empty"),
+            ));
+        }
+        Err(e) if exit_of(&e) == Exit::NotFound => {
+            return Err(fail(
+                Exit::NotFound,
+                format!("no snapshot under {address} (no latest.json there)"),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let key = object_key(&manifest)?;
+    let db = name_of(Some(&manifest), address, &key);
+    Ok(Plan {
+        store,
+        key,
+        manifest: Some(manifest),
+        db,
+    })
+}
+
+/// The name an object restores under: the manifest's `db` (or `name` for
+/// a plain file); else, for a snapshot, the database prefix it sits in;
+/// else the object's own name.
+fn name_of(manifest: Option<&Record>, parent: &Address, key: &str) -> String {
+    let named = manifest.and_then(|m| m.str("db").or_else(|| m.str("name")));
+    let name = match named {
+        Some(name) => name.to_string(),
+        None if layout::stamp_of_object(key).is_some() => {
+            parent.name().unwrap_or_else(|| "database".into())
+        }
+        None => key.to_string(),
+    };
+    layout::check_segment(&name)
+        .map(str::to_string)
+        .unwrap_or_else(|_| "database".into())
+}
+
+/// Reads and parses a manifest.
+fn fetch_manifest(store: &dyn Store, key: &str) -> Result<Option<Record>> {
+    let bytes = store.get_bytes(key)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| fail(Exit::Failed, format!("{}: not UTF-8", store.url(key))))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    Record::parse(text.trim())
+        .map(Some)
+        .with_context(|| format!("{}: bad manifest", store.url(key)))
+}
+
+/// The object a manifest names, as a key beside the manifest: the last
+/// segment of its `url`, so a remote that was moved or mounted elsewhere
+/// still restores.
+fn object_key(manifest: &Record) -> Result<String> {
+    let url = manifest
+        .str("url")
+        .ok_or_else(|| fail(Exit::Failed, "manifest has no \"url\""))?;
+    let name = url.rsplit('/').next().unwrap_or_default();
+    Ok(layout::check_segment(name)?.to_string())
+}
+
+/// Splits an address into its parent (the store) and last segment (key).
+fn split(address: &Address) -> Result<(Address, String)> {
+    address
+        .split_last()
+        .ok_or_else(|| fail(Exit::Usage, format!("{address}: not an object address")))
+}

@@ -1,0 +1,158 @@
+//! `bucket-push`: store snapshots and files in a remote, each with its
+//! manifest, and print one `object` record per stored file.
+//!
+//! See [`push`] for the write order that keeps a remote consistent. This
+//! module runs the loop: classify each input, store it, then tidy up the
+//! temporary snapshot it came from.
+
+pub mod cli;
+pub mod push;
+
+use anyhow::Result;
+use clap::CommandFactory;
+use cli::Args;
+use push::Upload;
+use sqlkeep_common::address::Address;
+use sqlkeep_common::exit::{Exit, Tally, exit_of};
+use sqlkeep_common::input::inputs;
+use sqlkeep_common::log::Log;
+use sqlkeep_common::private_dir::private_dir;
+use sqlkeep_common::record::{Output, Record};
+use sqlkeep_common::store::{self, Store};
+use sqlkeep_common::time::Timestamp;
+use sqlkeep_common::units::{human_bytes, human_duration};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// The tool's clap definition, for man pages and completions.
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// Runs `bucket-push`.
+pub fn run(args: Args) -> Result<Exit> {
+    let log = Log::new("bucket-push", args.log.level());
+    let remote = Address::parse(&args.remote)?;
+    let store = store::open(&remote)?;
+    let mut out = Output::stdout();
+    let mut tally = Tally::default();
+    let mut newest: HashMap<String, Timestamp> = HashMap::new();
+
+    for item in inputs(&args.files, "files")? {
+        let input = match item {
+            Ok(input) => input,
+            Err(err) => {
+                log.error("", &err);
+                tally.fail(exit_of(&err));
+                continue;
+            }
+        };
+        let label = input.label();
+        match push_one(store.as_ref(), &input, &mut newest, &log) {
+            Ok(record) => out.emit(&record)?,
+            Err(err) => {
+                log.error(&label, &err);
+                tally.fail(exit_of(&err));
+            }
+        }
+    }
+    Ok(tally.exit())
+}
+
+/// Stores one input and returns its `object` record.
+fn push_one(
+    store: &dyn Store,
+    input: &sqlkeep_common::input::Input,
+    newest: &mut HashMap<String, Timestamp>,
+    log: &Log,
+) -> Result<Record> {
+    let started = Instant::now();
+    let before = store.requests().snapshot();
+    let upload = push::classify(input)?;
+    let update_latest = match &upload {
+        Upload::Snapshot { db, taken_at, .. } => {
+            let newer_seen = newest.get(db).is_some_and(|seen| seen > taken_at);
+            if !newer_seen {
+                newest.insert(db.clone(), *taken_at);
+            }
+            !newer_seen
+        }
+        Upload::Plain { path, .. } => {
+            warn_if_live_database(path, log);
+            true
+        }
+    };
+    let stored = push::store(store, &upload, update_latest)?;
+    let mut record = stored.record;
+    if let Upload::Snapshot {
+        path,
+        record: incoming,
+        ..
+    } = &upload
+    {
+        if incoming.get("temporary") == Some(&serde_json::Value::Bool(true))
+            && remove_temporary(path, log)
+        {
+            record.remove("path");
+            record.remove("temporary");
+        }
+    }
+    record.set("requests", store.requests().since(&before));
+    log.ok(
+        &input.label(),
+        &format!(
+            "→ {}, {}, {}",
+            stored.url,
+            human_bytes(stored.bytes),
+            human_duration(started.elapsed())
+        ),
+    );
+    Ok(record)
+}
+
+/// Deletes a snapshot that `sqlite-snap` wrote to its private temporary
+/// directory, now that it is stored. Only files in that directory are ever
+/// removed, whatever a record claims. Returns true when the file is gone.
+fn remove_temporary(path: &Path, log: &Log) -> bool {
+    let inside_private = match (private_dir(), path.canonicalize()) {
+        (Ok(dir), Ok(file)) => file.parent() == Some(dir.as_path()),
+        _ => false,
+    };
+    if !inside_private {
+        log.warn(
+            &path.display().to_string(),
+            "record says temporary but the file is not in sqlite-snap's private directory; kept",
+        );
+        return false;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            log.info(&path.display().to_string(), "removed temporary snapshot");
+            true
+        }
+        Err(e) => {
+            log.warn(
+                &path.display().to_string(),
+                &format!("cannot remove temporary snapshot: {e}"),
+            );
+            false
+        }
+    }
+}
+
+/// Warns when a plain file is a SQLite database in use: a file copy of a
+/// live database can be inconsistent, which is what `sqlite-snap` is for.
+fn warn_if_live_database(path: &Path, log: &Log) {
+    if sqlkeep_common::sqlite::check_file(path).is_err() {
+        return;
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if Path::new(&wal).exists() {
+        log.warn(
+            &path.display().to_string(),
+            "is a live SQLite database (it has a -wal file); a file copy may be inconsistent: push a sqlite-snap snapshot instead",
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The command line of `sqlite-snap`, from which its man page and shell
+//! completions are generated.
+
+use clap::{Parser, ValueEnum};
+use sqlkeep_common::log::LogArgs;
+use std::path::PathBuf;
+
+/// How the consistent copy is made.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Method {
+    /// Read every page inside one read transaction (sqlite_dbpage) and
+    /// stream it into zstd: fastest, no uncompressed temporary copy
+    Pages,
+    /// VACUUM INTO a temporary file, then compress it: a compacted copy,
+    /// slower, needs free disk for the uncompressed copy
+    Vacuum,
+}
+
+impl Method {
+    /// The name used in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Pages => "pages",
+            Method::Vacuum => "vacuum",
+        }
+    }
+}
+
+/// Take transactionally consistent, compressed, checksummed snapshots of
+/// live SQLite databases.
+#[derive(Parser, Debug)]
+#[command(
+    name = "sqlite-snap",
+    version,
+    about = "Take consistent, compressed, checksummed snapshots of live SQLite databases",
+    long_about = "Take a transactionally consistent snapshot of each SQLite database while \
+its application keeps writing, compress it with zstd, and print one `snapshot` record \
+(JSON) per database on stdout. The snapshot is a plain SQLite file: `zstd -d` alone \
+restores it.\n\nA directory argument means the *.sqlite3 files in it. With no arguments, \
+each stdin line is a path or a JSON record with a `path`. Snapshots are written to \
+--output-dir, or to a private directory under $TMPDIR (the record then says \
+\"temporary\": true, and bucket-push removes the file once it is stored).",
+    after_help = "Examples:\n  \
+sqlite-snap storage/production.sqlite3 | bucket-push /mnt/backups/databases\n  \
+sqlite-snap --exclude '*_cache.sqlite3' storage/ | bucket-push b2:my-bucket/databases\n  \
+sqlite-snap --method vacuum --level 9 -o /srv/snapshots app.sqlite3\n\n\
+Exit status: 0 all done, 1 a snapshot failed, 2 usage, 3 database not found, \
+4 database busy past --busy-timeout, 5 refused (unsafe output directory)."
+)]
+pub struct Args {
+    /// Databases, or directories of *.sqlite3 databases (default: stdin lines)
+    #[arg(value_name = "DB|DIR", value_hint = clap::ValueHint::AnyPath)]
+    pub inputs: Vec<String>,
+
+    /// Directory to write snapshots to (created if missing) [default: a private directory under $TMPDIR]
+    #[arg(short, long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub output_dir: Option<PathBuf>,
+
+    /// How to copy the database
+    #[arg(long, value_enum, default_value = "pages")]
+    pub method: Method,
+
+    /// zstd compression level
+    #[arg(long, value_name = "N", default_value_t = 3, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-7..=22))]
+    pub level: i32,
+
+    /// Write an uncompressed .sqlite3 file instead of .sqlite3.zst
+    #[arg(long, conflicts_with = "level")]
+    pub no_compress: bool,
+
+    /// Compression worker threads [default: CPU cores, at most 4]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: Option<u32>,
+
+    /// Skip databases in directories whose file name or path matches GLOB (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// How long to wait for a locked database, e.g. 5s or 1m
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub busy_timeout: String,
+
+    /// -q and -v.
+    #[command(flatten)]
+    pub log: LogArgs,
+}

@@ -1,0 +1,221 @@
+//! `sqlite-snap`: transactionally consistent, compressed, checksummed
+//! snapshots of live SQLite databases, one `snapshot` record each.
+//!
+//! The flow per database: check the header (precise errors for bad
+//! input), open read-only with a busy timeout, copy one committed state
+//! ([`pages`] or [`vacuum`]) into a [`sink::Sink`] that hashes, compresses
+//! and writes a temporary file, then fsync and rename it into place. A
+//! failure at any step leaves no snapshot file behind.
+
+pub mod cli;
+pub mod discover;
+pub mod pages;
+pub mod sink;
+pub mod vacuum;
+
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+use cli::{Args, Method};
+use discover::Target;
+use sink::{Compression, Sink};
+use sqlkeep_common::exit::{Exit, Tally, exit_of, fail};
+use sqlkeep_common::input::inputs;
+use sqlkeep_common::layout;
+use sqlkeep_common::log::Log;
+use sqlkeep_common::private_dir::{ScratchFile, private_dir};
+use sqlkeep_common::record::{Output, Record};
+use sqlkeep_common::sqlite;
+use sqlkeep_common::time::{Timestamp, parse_duration};
+use sqlkeep_common::units::{human_bytes, human_duration};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The tool's clap definition, for man pages and completions.
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// Settings shared by every snapshot of one run.
+struct Settings {
+    out_dir: PathBuf,
+    temporary: bool,
+    method: Method,
+    compression: Compression,
+    busy_timeout: Duration,
+}
+
+/// Runs `sqlite-snap`: one snapshot and one record per database.
+pub fn run(args: Args) -> Result<Exit> {
+    let log = Log::new("sqlite-snap", args.log.level());
+    let busy_secs = parse_duration(&args.busy_timeout)
+        .map_err(|e| fail(Exit::Usage, format!("bad --busy-timeout: {e}")))?;
+    let excludes = discover::excludes(&args.exclude)?;
+    let (out_dir, temporary) = match &args.output_dir {
+        Some(dir) => (prepare_output_dir(dir)?, false),
+        None => (private_dir()?, true),
+    };
+    let settings = Settings {
+        out_dir,
+        temporary,
+        method: args.method,
+        compression: Compression {
+            level: (!args.no_compress).then_some(args.level),
+            threads: args
+                .threads
+                .unwrap_or_else(sqlkeep_common::compress::default_threads),
+        },
+        busy_timeout: Duration::from_secs(busy_secs as u64),
+    };
+
+    let mut out = Output::stdout();
+    let mut tally = Tally::default();
+    let mut written: HashSet<PathBuf> = HashSet::new();
+    for item in inputs(&args.inputs, "databases")? {
+        let (label, targets) = match item {
+            Ok(input) => {
+                let label = input.label();
+                (label, discover::targets(&input, &excludes))
+            }
+            Err(err) => (String::new(), Err(err)),
+        };
+        let targets = match targets {
+            Ok(targets) => targets,
+            Err(err) => {
+                log.error(&label, &err);
+                tally.fail(exit_of(&err));
+                continue;
+            }
+        };
+        for target in targets {
+            match snapshot(&target, &settings, &mut written, &log) {
+                Ok(record) => out.emit(&record)?,
+                Err(err) => {
+                    log.error(&target.label, &err);
+                    tally.fail(exit_of(&err));
+                }
+            }
+        }
+    }
+    Ok(tally.exit())
+}
+
+/// Creates the output directory if needed and proves it writable, so an
+/// unusable `-o` is one configuration error (exit 2) rather than a failure
+/// per database.
+fn prepare_output_dir(dir: &Path) -> Result<PathBuf> {
+    let unusable = |why: String| {
+        fail(
+            Exit::Usage,
+            format!("output directory {}: {why}", dir.display()),
+        )
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(unusable("exists and is not a directory".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| unusable(format!("cannot create it: {e}")))?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| unusable(e.to_string()))?;
+    ScratchFile::create(&dir, "write-test")
+        .map_err(|e| unusable(format!("not writable: {:#}", e.root_cause())))?;
+    Ok(dir)
+}
+
+/// Takes one snapshot and builds its record.
+fn snapshot(
+    target: &Target,
+    s: &Settings,
+    written: &mut HashSet<PathBuf>,
+    log: &Log,
+) -> Result<Record> {
+    let started = Instant::now();
+    sqlite::check_file(&target.path)?;
+    let source = sqlite::canonical(&target.path)?;
+    let db = layout::db_name_of(&target.path);
+    layout::check_segment(&db)?;
+    let conn = sqlite::open_read_only(&source, s.busy_timeout)?;
+
+    let taken_at = Timestamp::now();
+    let compressed = s.compression.level.is_some();
+    let dest = s
+        .out_dir
+        .join(layout::snapshot_file_name(&db, taken_at, compressed));
+    if written.contains(&dest) {
+        return Err(fail(
+            Exit::Failed,
+            format!(
+                "another database named {db:?} was snapshotted to {} in this same second; give them different --output-dir",
+                dest.display()
+            ),
+        ));
+    }
+    let mut sink = Sink::create(&dest, s.compression)?;
+    let copied = match s.method {
+        Method::Pages => {
+            let mut progress = progress_display(log, &target.label);
+            let copied = pages::copy(&conn, &mut sink, &mut progress);
+            progress(0, 0);
+            copied?
+        }
+        Method::Vacuum => vacuum::copy(&conn, &s.out_dir, &mut sink)?,
+    };
+    drop(conn);
+    let digests = sink
+        .commit()
+        .with_context(|| format!("writing {}", dest.display()))?;
+    written.insert(dest.clone());
+
+    log.ok(
+        &target.label,
+        &format!(
+            "{} → {}, {}",
+            human_bytes(digests.raw.bytes),
+            human_bytes(digests.stored.bytes),
+            human_duration(started.elapsed())
+        ),
+    );
+    let mut record = Record::new("snapshot");
+    record
+        .set("db", db)
+        .set("source", source.display().to_string())
+        .set("path", dest.display().to_string())
+        .set("taken_at", taken_at.rfc3339())
+        .set("bytes", digests.stored.bytes)
+        .set("sha256", digests.stored.sha256)
+        .set("raw_bytes", digests.raw.bytes)
+        .set("raw_sha256", digests.raw.sha256)
+        .set("page_size", copied.page_size)
+        .set("page_count", copied.page_count)
+        .set("compression", if compressed { "zstd" } else { "none" })
+        .set("method", s.method.name())
+        .set("sqlite_version", sqlite::library_version());
+    if s.temporary {
+        record.set("temporary", true);
+    }
+    if let Some(carried) = &target.carried {
+        record.carry(carried);
+    }
+    Ok(record)
+}
+
+/// A progress callback: a percentage on stderr when it is a terminal,
+/// nothing otherwise. Called with (0, 0) to clear the line.
+fn progress_display<'a>(log: &'a Log, label: &'a str) -> impl FnMut(u32, u32) + 'a {
+    let interactive = log.interactive();
+    move |done, total| {
+        if !interactive {
+            return;
+        }
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        if total == 0 {
+            let _ = write!(err, "\r\x1b[2K");
+        } else {
+            let _ = write!(
+                err,
+                "\r\x1b[2K{label} {}%",
+                u64::from(done) * 100 / u64::from(total)
+            );
+        }
+        let _ = err.flush();
+    }
+}

@@ -1,0 +1,148 @@
+//! `sqlite-verify`: check databases and snapshots, one `verified` record
+//! each, exit 1 if any fails.
+//!
+//! This is the end of a restore drill (`bucket-pull … | sqlite-verify`),
+//! so it fails loudly: a failed check, an unreadable file and an empty
+//! input (the restore upstream produced nothing) all exit 1.
+
+pub mod checks;
+pub mod cli;
+pub mod prepare;
+
+use anyhow::Result;
+use checks::{Expectations, Report};
+use clap::CommandFactory;
+use cli::Args;
+use serde_json::Value;
+use sqlkeep_common::exit::{Exit, fail};
+use sqlkeep_common::input::{Input, inputs};
+use sqlkeep_common::log::Log;
+use sqlkeep_common::record::{Output, Record};
+use sqlkeep_common::time::parse_duration;
+use std::path::Path;
+use std::time::Duration;
+
+/// The tool's clap definition, for man pages and completions.
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// Runs `sqlite-verify`.
+pub fn run(args: Args) -> Result<Exit> {
+    let log = Log::new("sqlite-verify", args.log.level());
+    let exp = expectations(&args)?;
+    let mut out = Output::stdout();
+    let (mut seen, mut failed) = (0usize, 0usize);
+    for item in inputs(&args.inputs, "databases")? {
+        seen += 1;
+        let input = match item {
+            Ok(input) => input,
+            Err(err) => {
+                log.error("", &err);
+                failed += 1;
+                continue;
+            }
+        };
+        let record = verify_one(&input, &exp, &log);
+        if record.get("ok") != Some(&Value::Bool(true)) {
+            failed += 1;
+        }
+        out.emit(&record)?;
+    }
+    if seen == 0 {
+        log.error(
+            "",
+            &anyhow::anyhow!("nothing to verify: no database arrived on stdin"),
+        );
+        return Ok(Exit::Failed);
+    }
+    Ok(if failed == 0 { Exit::Ok } else { Exit::Failed })
+}
+
+/// Parses the expectation flags (usage errors exit 2).
+fn expectations(args: &Args) -> Result<Expectations> {
+    let usage = |flag: &str, e: anyhow::Error| fail(Exit::Usage, format!("bad {flag}: {e:#}"));
+    let max_age = args
+        .max_age
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| usage("--max-age", e))?;
+    let busy = parse_duration(&args.busy_timeout).map_err(|e| usage("--busy-timeout", e))?;
+    let mut min_rows = Vec::new();
+    for spec in &args.min_rows {
+        let parsed = spec
+            .rsplit_once('=')
+            .and_then(|(table, n)| Some((table.to_string(), n.trim().parse::<u64>().ok()?)))
+            .filter(|(table, _)| !table.is_empty());
+        match parsed {
+            Some(pair) => min_rows.push(pair),
+            None => {
+                return Err(fail(
+                    Exit::Usage,
+                    format!("bad --min-rows {spec:?}: expected TABLE=N"),
+                ));
+            }
+        }
+    }
+    Ok(Expectations {
+        quick: args.quick,
+        max_age,
+        tables: args.expect_table.clone(),
+        min_rows,
+        busy_timeout: Duration::from_secs(busy as u64),
+    })
+}
+
+/// Verifies one input and builds its record, logging the outcome.
+fn verify_one(input: &Input, exp: &Expectations, log: &Log) -> Record {
+    let label = input.label();
+    let mut record = Record::new("verified");
+    let report = match input.path() {
+        Some(path) => {
+            record.set("path", path);
+            checks::verify(Path::new(path), input.record(), exp)
+        }
+        None => {
+            let mut report = Report::default();
+            report.failed.push("input".into());
+            report.checks.insert(
+                "input".into(),
+                "failed: record has no \"path\" (verify a restored copy: bucket-pull … -o FILE | sqlite-verify)".into(),
+            );
+            report
+        }
+    };
+    let ok = report.ok();
+    let rows: u64 = report.tables.values().filter_map(Value::as_u64).sum();
+    record
+        .set("ok", ok)
+        .set("failed", report.failed.clone())
+        .set("checks", Value::Object(report.checks.clone()))
+        .set("tables", Value::Object(report.tables.clone()));
+    if let Some(carried) = input.record() {
+        record.carry(carried);
+    }
+    if ok {
+        log.ok(
+            &label,
+            &format!(
+                "{} tables, {rows} rows, all checks passed",
+                report.tables.len()
+            ),
+        );
+    } else {
+        let reasons: Vec<String> = report
+            .failed
+            .iter()
+            .map(|name| {
+                format!(
+                    "{name} {}",
+                    report.checks[name].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        log.error(&label, &anyhow::anyhow!("{}", reasons.join("; ")));
+    }
+    record
+}
