@@ -117,7 +117,7 @@ impl Store for LocalStore {
                     format!("{} is not a file", path.display()),
                 ));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if is_missing(&e) => {
                 return Err(fail(
                     Exit::NotFound,
                     format!("no such object {}", path.display()),
@@ -159,6 +159,15 @@ impl Store for LocalStore {
     fn requests(&self) -> &Requests {
         &self.requests
     }
+}
+
+/// True for the errors that mean "no such object": the file is absent, or
+/// a path component that should be a directory is a file.
+fn is_missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
 }
 
 /// Collects the files below `dir` as objects keyed relative to `root`,

@@ -95,9 +95,9 @@ pub fn restore(plan: &Plan, target: &Path, mode: u32, log: &Log) -> Result<Resto
     let file = AtomicFile::create(target, mode)?;
     let raw = HashWriter::new(BufWriter::with_capacity(1 << 20, file));
     let (out, stored, raw) = if plan.compressed() {
-        let mut stored = HashWriter::new(write_decoder(raw)?);
+        let mut stored = HashWriter::new(Damaged(write_decoder(raw)?));
         plan.store.get(&plan.key, &mut stored)?;
-        let (decoder, stored_digest) = stored.finish();
+        let (Damaged(decoder), stored_digest) = stored.finish();
         check(plan, "sha256", "bytes", &stored_digest)?;
         let raw = decoder
             .finish()
@@ -120,6 +120,28 @@ pub fn restore(plan: &Plan, target: &Path, mode: u32, log: &Log) -> Result<Resto
     remove_stale_companions(target, log)?;
     file.commit()?;
     Ok(Restored { stored, raw })
+}
+
+/// Labels the decompressor's errors, so a corrupt object reads "damaged
+/// snapshot" (exit 1) and is not mistaken for a storage or network fault.
+struct Damaged<W>(W);
+
+impl<W: Write> Write for Damaged<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(label_damaged)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(label_damaged)
+    }
+}
+
+/// Rewords a zstd error as a damaged snapshot.
+fn label_damaged(e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("damaged snapshot: zstd says {e}"),
+    )
 }
 
 /// Compares a digest with the manifest's fields, when it has them.

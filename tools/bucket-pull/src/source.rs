@@ -129,6 +129,11 @@ fn from_address(address: &Address) -> Result<Plan> {
             ));
         }
         Err(e) if exit_of(&e) == Exit::NotFound => {
+            // Not a database prefix: perhaps a plain file stored with its
+            // manifest beside it (`<name>.json`).
+            if let Some(plan) = plain_object(address)? {
+                return Ok(plan);
+            }
             return Err(fail(
                 Exit::NotFound,
                 format!("no snapshot under {address} (no latest.json there)"),
@@ -161,6 +166,27 @@ fn name_of(manifest: Option<&Record>, parent: &Address, key: &str) -> String {
     layout::check_segment(&name)
         .map(str::to_string)
         .unwrap_or_else(|_| "database".into())
+}
+
+/// A plain file at `address` with its manifest `<name>.json` beside it, if
+/// that manifest exists.
+fn plain_object(address: &Address) -> Result<Option<Plan>> {
+    let Some((parent, key)) = address.split_last() else {
+        return Ok(None);
+    };
+    let store = store::open(&parent)?;
+    let manifest = match fetch_manifest(store.as_ref(), &format!("{key}.json")) {
+        Ok(manifest) => manifest,
+        Err(e) if exit_of(&e) == Exit::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let db = name_of(manifest.as_ref(), &parent, &key);
+    Ok(Some(Plan {
+        store,
+        key,
+        manifest,
+        db,
+    }))
 }
 
 /// Reads and parses a manifest.

@@ -1,0 +1,14 @@
+//! End-to-end tests: the real binaries, run as a shell user would, on real
+//! SQLite files (with a real concurrent writer process where it matters).
+//!
+//! One test binary for all tools (as uutils does), so the binaries are
+//! built once per run; see `e2e/support.rs` for the harness.
+
+mod support;
+
+mod bad_input;
+mod consistency;
+mod pipeline;
+mod pipes;
+mod snap;
+mod verify;

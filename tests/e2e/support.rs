@@ -1,0 +1,326 @@
+//! The harness every end-to-end test uses: the real binaries, run as a
+//! shell user would, in a scratch directory per test.
+//!
+//! The binaries are built once per test run with the same cargo and
+//! profile as the tests (so a plain `cargo test` never drives stale
+//! binaries); `SQLKEEP_BIN_DIR` points the tests at installed ones instead.
+
+#![allow(dead_code)]
+
+use rusqlite::Connection;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The directory holding the tool binaries, built on first use.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("SQLKEEP_BIN_DIR") {
+            return PathBuf::from(dir);
+        }
+        // target/<profile>/deps/e2e-<hash> → target/<profile>
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target directory")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--quiet", "--workspace", "--bins"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("running cargo build");
+        assert!(status.success(), "cargo build of the tools failed");
+        dir
+    })
+}
+
+/// A scratch directory for one test, removed when the test ends.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// A new empty scratch directory.
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::Builder::new()
+                .prefix("sqlkeep-e2e-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A command for one of our tools, run in this directory, with its own
+    /// `$TMPDIR` so tests never share sqlite-snap's private directory.
+    pub fn tool(&self, name: &str) -> Tool {
+        let mut cmd = Command::new(bin_dir().join(name));
+        let tmp = self.join(".tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        cmd.current_dir(self.path())
+            .env("TMPDIR", &tmp)
+            .env_remove("RUST_BACKTRACE");
+        Tool {
+            cmd,
+            stdin: None,
+            name: name.to_string(),
+        }
+    }
+
+    /// Files in a directory below this one (relative names, sorted),
+    /// including hidden ones, so leftovers are caught.
+    pub fn files_in(&self, rel: &str) -> Vec<String> {
+        list_files(&self.join(rel))
+    }
+}
+
+/// All files below `dir`, relative and sorted; empty when it is missing.
+pub fn list_files(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A tool invocation being prepared.
+pub struct Tool {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+    name: String,
+}
+
+impl Tool {
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Tool
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// Adds one argument.
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Tool {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Tool {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Feeds `data` on stdin (otherwise stdin is empty, not a terminal).
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Tool {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// Runs to completion.
+    pub fn run(mut self) -> Run {
+        self.cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self
+            .cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", self.name));
+        let mut stdin = child.stdin.take().unwrap();
+        let data = self.stdin.take().unwrap_or_default();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let output = child.wait_with_output().expect("waiting for tool");
+        writer.join().unwrap();
+        Run {
+            name: self.name,
+            output,
+        }
+    }
+
+    /// The underlying command, for tests that wire pipes themselves.
+    pub fn command(self) -> Command {
+        self.cmd
+    }
+}
+
+/// A finished tool run.
+pub struct Run {
+    name: String,
+    /// What the process produced.
+    pub output: Output,
+}
+
+impl Run {
+    /// The exit code.
+    pub fn code(&self) -> i32 {
+        self.output.status.code().expect("exited normally")
+    }
+
+    /// stdout as text.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// stderr as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts the exit code, showing stderr when it differs.
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code(),
+            code,
+            "{} exited {} (expected {code})\nstdout:\n{}\nstderr:\n{}",
+            self.name,
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    /// Asserts success.
+    pub fn success(self) -> Run {
+        self.expect_code(0)
+    }
+
+    /// Asserts stderr contains `text`.
+    pub fn stderr_has(self, text: &str) -> Run {
+        assert!(
+            self.stderr().contains(text),
+            "{} stderr lacks {text:?}:\n{}",
+            self.name,
+            self.stderr()
+        );
+        self
+    }
+
+    /// Every stdout line parsed as a JSON object.
+    pub fn records(&self) -> Vec<Value> {
+        self.stdout()
+            .lines()
+            .map(|line| {
+                let v: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("bad record {line:?}: {e}"));
+                assert!(
+                    v.is_object() && v["type"].is_string(),
+                    "not a record: {line}"
+                );
+                v
+            })
+            .collect()
+    }
+
+    /// The single record on stdout.
+    pub fn record(&self) -> Value {
+        let records = self.records();
+        assert_eq!(
+            records.len(),
+            1,
+            "expected one record, got:\n{}",
+            self.stdout()
+        );
+        records.into_iter().next().unwrap()
+    }
+}
+
+/// Creates a Rails-like database (users, posts with a foreign key, an
+/// index) with `users` users and three posts each, in WAL mode when `wal`.
+pub fn make_db(path: &Path, users: u32, wal: bool) {
+    let conn = Connection::open(path).unwrap();
+    if wal {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
+    }
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, created_at TEXT);
+         CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), body TEXT);
+         CREATE INDEX index_posts_on_user_id ON posts(user_id);",
+    )
+    .unwrap();
+    let tx = conn.unchecked_transaction().unwrap();
+    for i in 1..=users {
+        tx.execute(
+            "INSERT INTO users (id, email, created_at) VALUES (?1, ?2, '2026-11-22T03:00:00Z')",
+            rusqlite::params![i, format!("user{i}@example.com")],
+        )
+        .unwrap();
+        for p in 0..3 {
+            tx.execute(
+                "INSERT INTO posts (user_id, body) VALUES (?1, ?2)",
+                rusqlite::params![
+                    i,
+                    format!("post {p} by user {i}: {}", "lorem ipsum ".repeat(8))
+                ],
+            )
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// Row count of a table.
+pub fn count(path: &Path, table: &str) -> i64 {
+    let conn =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).unwrap();
+    sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Decompresses a zstd file into memory.
+pub fn unzstd(path: &Path) -> Vec<u8> {
+    zstd::decode_all(std::fs::File::open(path).unwrap()).unwrap()
+}
+
+/// The path of a helper script in tests/helpers.
+pub fn helper(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/helpers")
+        .join(name)
+}
