@@ -64,27 +64,27 @@ impl Address {
         {
             return Ok(Address::Local(PathBuf::from(text)));
         }
-        if let Some((scheme, _)) = text.split_once("://") {
-            if is_remote_name(scheme) {
+        if let Some((scheme, _)) = text.split_once("://")
+            && is_remote_name(scheme)
+        {
+            return Err(bad(&format!(
+                "unsupported scheme {scheme}://; use s3://bucket/prefix, a named remote as {scheme}:bucket/prefix, or a directory"
+            )));
+        }
+        if let Some((remote, rest)) = text.split_once(':')
+            && is_remote_name(remote)
+        {
+            let (bucket, key) = split_bucket(rest);
+            if bucket.is_empty() {
                 return Err(bad(&format!(
-                    "unsupported scheme {scheme}://; use s3://bucket/prefix, a named remote as {scheme}:bucket/prefix, or a directory"
+                    "no bucket after {remote}:, as {remote}:bucket/prefix"
                 )));
             }
-        }
-        if let Some((remote, rest)) = text.split_once(':') {
-            if is_remote_name(remote) {
-                let (bucket, key) = split_bucket(rest);
-                if bucket.is_empty() {
-                    return Err(bad(&format!(
-                        "no bucket after {remote}:, as {remote}:bucket/prefix"
-                    )));
-                }
-                return Ok(Address::Named {
-                    remote: remote.to_string(),
-                    bucket,
-                    key,
-                });
-            }
+            return Ok(Address::Named {
+                remote: remote.to_string(),
+                bucket,
+                key,
+            });
         }
         Ok(Address::Local(PathBuf::from(text)))
     }

@@ -75,19 +75,18 @@ pub fn exit_of(err: &anyhow::Error) -> Exit {
         }
     }
     for cause in err.chain() {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::NotFound {
-                return Exit::NotFound;
-            }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::NotFound
+        {
+            return Exit::NotFound;
         }
         if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
-        {
-            if matches!(
+            && matches!(
                 e.code,
                 rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            ) {
-                return Exit::Unavailable;
-            }
+            )
+        {
+            return Exit::Unavailable;
         }
     }
     Exit::Failed

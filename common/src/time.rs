@@ -203,10 +203,10 @@ pub fn parse_duration(text: &str) -> Result<i64> {
     if t.is_empty() {
         bail!("invalid duration \"\": expected e.g. 26h or 7d");
     }
-    if let Ok(secs) = t.parse::<i64>() {
-        if secs >= 0 {
-            return Ok(secs);
-        }
+    if let Ok(secs) = t.parse::<i64>()
+        && secs >= 0
+    {
+        return Ok(secs);
     }
     let mut total: i64 = 0;
     let mut number = String::new();

@@ -90,16 +90,16 @@ impl Store for LocalStore {
                 format!("source changed while copying: expected {len} bytes, read {copied}"),
             ));
         }
-        if let Some(expected) = sha256 {
-            if digest.sha256 != expected {
-                return Err(fail(
-                    Exit::Failed,
-                    format!(
-                        "checksum mismatch: the file's SHA-256 is {}, its record says {expected}",
-                        digest.sha256
-                    ),
-                ));
-            }
+        if let Some(expected) = sha256
+            && digest.sha256 != expected
+        {
+            return Err(fail(
+                Exit::Failed,
+                format!(
+                    "checksum mismatch: the file's SHA-256 is {}, its record says {expected}",
+                    digest.sha256
+                ),
+            ));
         }
         self.requests.count(Kind::Put);
         file.commit()?;

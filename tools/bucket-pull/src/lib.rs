@@ -121,10 +121,9 @@ fn pull_one(
         );
     }
     log.ok(
-        &url,
+        &format!("{url} → {}", target.display()),
         &format!(
-            "→ {}, {} → {}, {}",
-            target.display(),
+            "{} → {}, {}",
             human_bytes(restored.stored.bytes),
             human_bytes(restored.raw.bytes),
             human_duration(started.elapsed())

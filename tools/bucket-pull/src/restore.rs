@@ -149,27 +149,27 @@ fn check(plan: &Plan, sha_field: &str, bytes_field: &str, digest: &Digest) -> Re
     let Some(manifest) = &plan.manifest else {
         return Ok(());
     };
-    if let Some(expected) = manifest.u64(bytes_field) {
-        if expected != digest.bytes {
-            return Err(fail(
-                Exit::Failed,
-                format!(
-                    "damaged snapshot: {} bytes where the manifest says {expected} ({bytes_field})",
-                    digest.bytes
-                ),
-            ));
-        }
+    if let Some(expected) = manifest.u64(bytes_field)
+        && expected != digest.bytes
+    {
+        return Err(fail(
+            Exit::Failed,
+            format!(
+                "damaged snapshot: {} bytes where the manifest says {expected} ({bytes_field})",
+                digest.bytes
+            ),
+        ));
     }
-    if let Some(expected) = manifest.str(sha_field) {
-        if expected != digest.sha256 {
-            return Err(fail(
-                Exit::Failed,
-                format!(
-                    "damaged snapshot: {sha_field} is {} but the manifest says {expected}",
-                    digest.sha256
-                ),
-            ));
-        }
+    if let Some(expected) = manifest.str(sha_field)
+        && expected != digest.sha256
+    {
+        return Err(fail(
+            Exit::Failed,
+            format!(
+                "damaged snapshot: {sha_field} is {} but the manifest says {expected}",
+                digest.sha256
+            ),
+        ));
     }
     Ok(())
 }

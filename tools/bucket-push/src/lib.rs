@@ -90,20 +90,17 @@ fn push_one(
         record: incoming,
         ..
     } = &upload
+        && incoming.get("temporary") == Some(&serde_json::Value::Bool(true))
+        && remove_temporary(path, log)
     {
-        if incoming.get("temporary") == Some(&serde_json::Value::Bool(true))
-            && remove_temporary(path, log)
-        {
-            record.remove("path");
-            record.remove("temporary");
-        }
+        record.remove("path");
+        record.remove("temporary");
     }
     record.set("requests", store.requests().since(&before));
     log.ok(
-        &input.label(),
+        &format!("{} → {}", input.label(), stored.url),
         &format!(
-            "→ {}, {}, {}",
-            stored.url,
+            "{}, {}",
             human_bytes(stored.bytes),
             human_duration(started.elapsed())
         ),

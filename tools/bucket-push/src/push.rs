@@ -58,39 +58,39 @@ pub fn classify(input: &Input) -> Result<Upload> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| fail(Exit::Failed, "path has no file name"))?;
-    if let Some(record) = input.record() {
-        if let (Some(db), Some(taken_at)) = (record.str("db"), record.str("taken_at")) {
-            let taken_at = Timestamp::parse_rfc3339(taken_at).context("record's taken_at")?;
-            let compressed = match record.str("compression") {
-                Some("zstd") => true,
-                Some("none") => false,
-                _ => is_zstd_file(&path)?,
-            };
-            return Ok(Upload::Snapshot {
-                db: layout::check_segment(db)?.to_string(),
-                path,
-                taken_at,
-                compressed,
-                record: record.clone(),
-            });
-        }
+    if let Some(record) = input.record()
+        && let (Some(db), Some(taken_at)) = (record.str("db"), record.str("taken_at"))
+    {
+        let taken_at = Timestamp::parse_rfc3339(taken_at).context("record's taken_at")?;
+        let compressed = match record.str("compression") {
+            Some("zstd") => true,
+            Some("none") => false,
+            _ => is_zstd_file(&path)?,
+        };
+        return Ok(Upload::Snapshot {
+            db: layout::check_segment(db)?.to_string(),
+            path,
+            taken_at,
+            compressed,
+            record: record.clone(),
+        });
     }
-    if input.record().is_none() {
-        if let Some((db, taken_at, compressed)) = layout::parse_snapshot_file_name(&name) {
-            let mut record = Record::new("snapshot");
-            record
-                .set("db", db.as_str())
-                .set("path", text)
-                .set("taken_at", taken_at.rfc3339())
-                .set("compression", if compressed { "zstd" } else { "none" });
-            return Ok(Upload::Snapshot {
-                db: layout::check_segment(&db)?.to_string(),
-                path,
-                taken_at,
-                compressed,
-                record,
-            });
-        }
+    if input.record().is_none()
+        && let Some((db, taken_at, compressed)) = layout::parse_snapshot_file_name(&name)
+    {
+        let mut record = Record::new("snapshot");
+        record
+            .set("db", db.as_str())
+            .set("path", text)
+            .set("taken_at", taken_at.rfc3339())
+            .set("compression", if compressed { "zstd" } else { "none" });
+        return Ok(Upload::Snapshot {
+            db: layout::check_segment(&db)?.to_string(),
+            path,
+            taken_at,
+            compressed,
+            record,
+        });
     }
     Ok(Upload::Plain {
         path,
@@ -145,16 +145,16 @@ pub fn store(store: &dyn Store, upload: &Upload, update_latest: bool) -> Result<
         .metadata()
         .with_context(|| format!("reading {}", path.display()))?
         .len();
-    if let Some(expected) = incoming.and_then(|r| r.u64("bytes")) {
-        if expected != len {
-            return Err(fail(
-                Exit::Failed,
-                format!(
-                    "{} is {len} bytes but its record says {expected}: the file changed after it was taken",
-                    path.display()
-                ),
-            ));
-        }
+    if let Some(expected) = incoming.and_then(|r| r.u64("bytes"))
+        && expected != len
+    {
+        return Err(fail(
+            Exit::Failed,
+            format!(
+                "{} is {len} bytes but its record says {expected}: the file changed after it was taken",
+                path.display()
+            ),
+        ));
     }
     let expected_sha = incoming.and_then(|r| r.str("sha256"));
     let digest = store

@@ -90,7 +90,7 @@ fn copy_in_transaction(
             sink.write_all(data)
         }
         .context("writing snapshot")?;
-        if pgno % 4096 == 0 {
+        if pgno.is_multiple_of(4096) {
             progress(pgno, page_count);
         }
         expected += 1;

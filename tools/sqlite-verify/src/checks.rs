@@ -169,16 +169,14 @@ fn check_digests(
 ) {
     let Some(record) = record else { return };
     let compressed = prepared.scratch.is_some();
-    if compressed {
-        if let (Some(expected), Some(got)) = (record.str("sha256"), &prepared.stored) {
-            if expected == got.sha256 {
-                report.pass("sha256", None);
-            } else {
-                report.fail(
-                    "sha256",
-                    format!("file is {}, record says {expected}", got.sha256),
-                );
-            }
+    if compressed && let (Some(expected), Some(got)) = (record.str("sha256"), &prepared.stored) {
+        if expected == got.sha256 {
+            report.pass("sha256", None);
+        } else {
+            report.fail(
+                "sha256",
+                format!("file is {}, record says {expected}", got.sha256),
+            );
         }
     }
     if let Some(expected) = record.str("raw_sha256") {
