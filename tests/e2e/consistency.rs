@@ -64,7 +64,7 @@ impl Writer {
     fn stop(mut self) -> u64 {
         drop(self.child.stdin.take());
         let mut rest = String::new();
-        for line in self.lines.lines() {
+        for line in (&mut self.lines).lines() {
             rest = line.unwrap();
         }
         let status = self.child.wait().unwrap();
@@ -73,6 +73,15 @@ impl Writer {
         assert_eq!(fields[0], "done", "{rest}");
         assert_eq!(fields[3], "0", "writer errors: {rest}");
         fields[1].parse().unwrap()
+    }
+}
+
+impl Drop for Writer {
+    /// A failed test must not leave the writer running into a deleted
+    /// scratch directory.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

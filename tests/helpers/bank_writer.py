@@ -64,7 +64,7 @@ while not stop.is_set():
             print(f"committed {committed}", flush=True)
     except sqlite3.Error as e:
         errors += 1
-        print(f"error {e}", file=sys.stderr, flush=True)
+        print(f"error {e} ({getattr(e, 'sqlite_errorname', '?')})", file=sys.stderr, flush=True)
         try:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
