@@ -43,16 +43,22 @@ How it measures, and why:
     reports the median of --runs runs.
   * Outputs are deleted, and sync(2) called, between runs, outside the timed
     region, so one run's dirty pages are not written back during the next.
-  * Peak RSS is per command: each command is a direct child of this script
-    (no shell), reaped with wait4(2), whose rusage is that child's own
-    (ru_maxrss, KiB on Linux). Python's own memory never counts.
+  * Peak RSS is per command (ru_maxrss, KiB on Linux), measured by a small
+    launcher that forks the command and reaps it with wait4(2): GNU
+    `time -f %M` if installed, else a minimal Python one. Never as a direct
+    child of this script: on Linux a process's ru_maxrss includes the memory
+    it had before exec(2), i.e. a copy of its parent's, so wait4 on a direct
+    child reports this script's size (we saw 66 MiB for `cp`). The launcher's
+    own floor (what `true` shows, ~1 MiB with GNU time) is printed.
+  * Text is generated with ~4x zstd compressibility at every size; the
+    reference and sqlite-snap compress the very same bytes.
   * Scratch outputs go to a directory beside the database (same filesystem),
     and TMPDIR points there too, so a tool's temporary copy lands on the same
     disk as everyone else's output.
 
 Usage:
   python3 bench/snapshot.py --size-mb 200
-  python3 bench/snapshot.py --size-mb 2048 --runs 5
+  python3 bench/snapshot.py --size-mb 2048
   python3 bench/snapshot.py --size-mb 20 --runs 3 --only vacuum-into+zstd,snap-pages
 
 Results for docs/benchmarks.md: the Markdown table and the lines under it.
@@ -61,7 +67,6 @@ Results for docs/benchmarks.md: the Markdown table and the lines under it.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
 import json
 import os
@@ -71,7 +76,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -290,9 +294,11 @@ def _marker(size_mb: int) -> dict:
 
 
 def read_marker(db: Path) -> dict | None:
-    """The generator's marker in ar_internal_metadata, or None if there is none."""
+    """The generator's marker in ar_internal_metadata, or None if there is none.
+    (A read-write connection, so that closing it, as the last one, checkpoints
+    and removes the -wal and -shm files a read-only one would leave behind.)"""
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        con = sqlite3.connect(db)
         try:
             row = con.execute(
                 "SELECT value FROM ar_internal_metadata WHERE key = ?", (MARKER_KEY,)
@@ -329,7 +335,7 @@ def generate(db: Path, size_mb: int) -> float:
     con.execute("PRAGMA cache_size = -262144")  # 256 MiB: index inserts stay in memory
     con.execute("PRAGMA temp_store = MEMORY")
     con.executescript(SCHEMA)
-    now = time.time()
+    now = 1_718_064_000.0  # fixed (2024-06-11), so the same seed gives the same bytes
     con.executemany(
         "INSERT INTO schema_migrations (version) VALUES (?)",
         [("20240101000001",), ("20240101000002",), ("20240101000003",)],
@@ -479,22 +485,83 @@ METHODS = [
 BY_NAME = {m.name: m for m in METHODS}
 
 
-def run_step(argv: list[str], env: dict, log_dir: Path) -> tuple[float, int, str]:
-    """Run one command as a direct child; return (seconds, peak RSS KiB, stdout).
-    Fails the benchmark if the command fails."""
-    with open(log_dir / "stdout", "w+b") as out, open(log_dir / "stderr", "w+b") as err:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
-        _, status, ru = os.wait4(p.pid, 0)
-        secs = time.perf_counter() - t0
-        p.returncode = code = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode(errors="replace")
-        stderr = err.read().decode(errors="replace")
-    if code != 0:
-        die(f"command failed (exit {code}): {' '.join(argv)}\n{stderr.strip()}", 1)
-    return secs, ru.ru_maxrss, stdout
+# Peak RSS must be measured one process removed from this script: on Linux a
+# child's ru_maxrss includes the high-water mark of the memory it had before
+# exec(2), i.e. a copy of its parent's (here ~60 MiB once the text pool is
+# built), so wait4(2) on a direct child reports the parent's size, not the
+# command's. A small launcher that forks the command and reports that
+# grandchild's rusage avoids it: GNU time (floor ~1 MiB) when installed, else
+# a minimal Python launcher (floor ~6 MiB). The floor is printed with the table.
+PY_LAUNCHER = r"""
+import os, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as e:
+        os.write(2, f"{argv[0]}: {e}\n".encode())
+    os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+secs = time.perf_counter() - t0
+with open(report, "w") as f:
+    f.write(f"{ru.ru_maxrss} {secs}\n")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def _gnu_time() -> str | None:
+    """/usr/bin/time if it is GNU time 1.8 or later (1.7 reports RSS 4x too high)."""
+    path = shutil.which("time", path="/usr/bin:/bin:/usr/local/bin")
+    if not path:
+        return None
+    first = _first_line([path, "--version"])
+    return path if "GNU" in first and "1.7" not in first else None
+
+
+class Runner:
+    """Runs one command at a time through the launcher: wall seconds, peak RSS
+    (KiB) of that command alone, and its stdout."""
+
+    def __init__(self, env: dict, log_dir: Path, launcher: str):
+        self.env = env
+        self.log_dir = log_dir
+        self.gnu_time = _gnu_time() if launcher != "python" else None
+        if launcher == "time" and not self.gnu_time:
+            die("--launcher time: GNU time (1.8 or later) is not at /usr/bin/time")
+        self.kind = f"{self.gnu_time} -f %M" if self.gnu_time else "a Python fork/exec/wait4 launcher"
+        self.floor_kib = self.run(["true"])[1]
+
+    def run(self, argv: list[str]) -> tuple[float, int, str]:
+        d = self.log_dir
+        report = d / "rusage"
+        report.unlink(missing_ok=True)
+        if self.gnu_time:
+            cmd = [self.gnu_time, "-f", "%M", "-o", str(report), *argv]
+        else:
+            cmd = [sys.executable, "-S", "-I", "-c", PY_LAUNCHER, str(report), *argv]
+        with open(d / "stdout", "w+b") as out, open(d / "stderr", "w+b") as err:
+            t0 = time.perf_counter()
+            code = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                  env=self.env).returncode
+            secs = time.perf_counter() - t0
+            out.seek(0)
+            err.seek(0)
+            stdout = out.read().decode(errors="replace")
+            stderr = err.read().decode(errors="replace")
+        if code != 0:
+            die(f"command failed (exit {code}): {' '.join(argv)}\n{stderr.strip()}", 1)
+        try:
+            fields = report.read_text().split()
+            if self.gnu_time:
+                kib = int(fields[-1])  # GNU time's own wall clock has 10 ms resolution: ours is used
+            else:
+                kib, secs = int(fields[0]), float(fields[1])  # the launcher's start-up excluded
+        except (OSError, ValueError, IndexError):
+            die(f"could not read the peak RSS of: {' '.join(argv)}", 1)
+        return secs, kib, stdout
 
 
 def clean(out_dir: Path) -> None:
@@ -556,6 +623,9 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated methods to run (default: all)")
     ap.add_argument("--use-existing", action="store_true",
                     help="benchmark --db as it is, even if this script did not generate it")
+    ap.add_argument("--launcher", choices=("auto", "time", "python"), default="auto",
+                    help="what measures each command's peak RSS: GNU /usr/bin/time, a small "
+                    "Python launcher, or auto (GNU time if installed; default)")
     args = ap.parse_args()
 
     if args.size_mb < 1:
@@ -615,6 +685,7 @@ def main() -> int:
     for d in (log_dir, tmp_dir):
         d.mkdir(exist_ok=True)
     env = dict(os.environ, TMPDIR=str(tmp_dir))
+    runner = Runner(env, log_dir, args.launcher)
 
     # Warm-up: one untimed run of each, so every row is measured with the
     # database in the page cache. Also records each output size.
@@ -626,7 +697,7 @@ def main() -> int:
     for m in methods:
         clean(out_dir)
         for argv in m.steps(db, out_dir, bin_dir):
-            _, kib, stdout = run_step(argv, env, log_dir)
+            _, kib, stdout = runner.run(argv)
             rss[m.name] = max(rss[m.name], kib)
             if m.is_snap and snap_record is None:
                 try:
@@ -642,7 +713,7 @@ def main() -> int:
             clean(out_dir)
             total = 0.0
             for argv in m.steps(db, out_dir, bin_dir):
-                secs, kib, _ = run_step(argv, env, log_dir)
+                secs, kib, _ = runner.run(argv)
                 total += secs
                 rss[m.name] = max(rss[m.name], kib)
             times[m.name].append(total)
@@ -663,11 +734,12 @@ def main() -> int:
         print(f"{snap_ver} (its bundled SQLite {bundled}); load average 1 min: "
               f"{load_before[0]:.2f} before the timed runs, {load_after[0]:.2f} after")
     print(f"Runs: {args.runs} timed per method (median reported) after 1 untimed warm-up; "
-          f"warm page cache; round-robin order")
+          f"warm page cache; round-robin order. Peak RSS via {runner.kind} "
+          f"(floor {runner.floor_kib / 1024:.1f} MiB: what `true` shows)")
     if gen_secs is not None:
         print(f"Database generated in {gen_secs:.1f} s")
     print()
-    print("| method | median s | DB MiB/s | × reference time | peak RSS MiB | output MiB |")
+    print("| method | median s | DB MiB/s | × time of VACUUM INTO + zstd | peak RSS MiB | output MiB |")
     print("|---|---:|---:|---:|---:|---:|")
     for m in methods:
         med = median[m.name]
@@ -700,6 +772,8 @@ def main() -> int:
     else:
         print("sqlite-snap peak RSS = n/a (no sqlite-snap method in --only)")
 
+    if generated_by_us:
+        read_marker(db)  # tidies the empty -wal/-shm that read-only openers leave
     if not args.keep and generated_by_us:
         for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
             p.unlink(missing_ok=True)
