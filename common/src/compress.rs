@@ -13,6 +13,9 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 /// The default compression level, as `zstd -3`.
 pub const DEFAULT_LEVEL: i32 = 3;
 
+/// Input per multithreaded compression job.
+const JOB_SIZE: u32 = 4 << 20;
+
 /// A zstd stream encoder (the type tools hold while writing).
 pub type Encoder<W> = zstd::Encoder<'static, W>;
 
@@ -24,6 +27,12 @@ pub fn encoder<W: Write>(sink: W, level: i32, threads: u32) -> Result<Encoder<W>
     if threads > 1 {
         enc.multithread(threads)
             .context("starting zstd worker threads")?;
+        // zstd sizes multithreaded jobs at four windows (8 MiB at level 3)
+        // and keeps several jobs' input and output buffers per worker:
+        // 59 MiB peak RSS with 2 workers, 82 MiB with 4. Jobs of 4 MiB
+        // measured 35 MiB and 48 MiB, no slower, output 0.4% larger.
+        enc.set_parameter(zstd::zstd_safe::CParameter::JobSize(JOB_SIZE))
+            .context("configuring zstd job size")?;
     }
     Ok(enc)
 }
@@ -60,7 +69,7 @@ pub fn is_zstd_file(path: &Path) -> Result<bool> {
 }
 
 /// Reads until `buf` is full or the input ends; returns the count read.
-pub fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+pub fn read_up_to(reader: &mut (impl Read + ?Sized), buf: &mut [u8]) -> Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

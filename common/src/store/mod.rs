@@ -7,13 +7,16 @@
 
 mod local;
 mod requests;
+pub mod retry;
+mod s3;
+pub mod s3_config;
 
 pub use local::LocalStore;
 pub use requests::{Kind, Requests};
+pub use s3::{S3Store, Transfer, part_size};
 
 use crate::address::Address;
 use crate::digest::Digest;
-use crate::exit::{Exit, fail};
 use crate::time::Timestamp;
 use anyhow::Result;
 use std::io::{Read, Write};
@@ -66,13 +69,21 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// Opens the store an address names, rooted at that address.
+/// Opens the store an address names, rooted at that address, with
+/// default transfer settings.
 pub fn open(address: &Address) -> Result<Box<dyn Store>> {
+    open_with(address, Transfer::default())
+}
+
+/// Opens the store an address names, rooted at that address. Makes no
+/// request: configuration problems surface here (exit 2), the storage's
+/// own answers on first use.
+pub fn open_with(address: &Address, transfer: Transfer) -> Result<Box<dyn Store>> {
     match address {
         Address::Local(path) => Ok(Box::new(LocalStore::new(path))),
-        Address::S3 { .. } | Address::Named { .. } => Err(fail(
-            Exit::Usage,
-            format!("{address}: S3 and named remotes are not supported yet; use a local directory"),
-        )),
+        Address::S3 { .. } | Address::Named { .. } => {
+            let config = s3_config::resolve(address, &s3_config::process_env)?;
+            Ok(Box::new(S3Store::open(&config, transfer)?))
+        }
     }
 }

@@ -62,6 +62,7 @@ fn copy_in_transaction(
     let page_size: u32 = conn
         .query_row("PRAGMA main.page_size", [], |r| r.get(0))
         .context("reading page size")?;
+    sink.pledge(u64::from(page_count) * u64::from(page_size))?;
     let mut stmt = conn
         .prepare("SELECT pgno, data FROM sqlite_dbpage('main')")
         .context("opening sqlite_dbpage (SQLite built without SQLITE_ENABLE_DBPAGE_VTAB?)")?;

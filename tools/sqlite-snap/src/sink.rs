@@ -81,6 +81,17 @@ impl Sink {
         })
     }
 
+    /// Declares the database's size before any byte is written, so the
+    /// zstd frame records its content size (`zstd -l` shows it) and zstd
+    /// fails loudly if the copy comes out a different length.
+    pub fn pledge(&mut self, raw_bytes: u64) -> Result<()> {
+        if let Stage::Zstd(enc) = self.raw.get_mut() {
+            enc.set_pledged_src_size(Some(raw_bytes))
+                .context("configuring zstd content size")?;
+        }
+        Ok(())
+    }
+
     /// Finishes compression, fsyncs, and renames the snapshot into place.
     pub fn commit(self) -> Result<Written> {
         let (stage, raw) = self.raw.finish();

@@ -26,6 +26,11 @@ pub fn copy(conn: &Connection, dir: &Path, sink: &mut Sink) -> Result<Copied> {
     conn.execute("VACUUM INTO ?1", [target])
         .context("VACUUM INTO failed")?;
     let mut file = std::fs::File::open(scratch.path()).context("reading the VACUUM INTO copy")?;
+    sink.pledge(
+        file.metadata()
+            .context("reading the VACUUM INTO copy")?
+            .len(),
+    )?;
     let bytes = std::io::copy(&mut file, sink).context("writing snapshot")?;
     let header = sqlkeep_common::sqlite::check_file(scratch.path())
         .context("checking the VACUUM INTO copy")?;
