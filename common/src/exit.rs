@@ -74,6 +74,9 @@ pub fn exit_of(err: &anyhow::Error) -> Exit {
             return coded.exit;
         }
     }
+    if crate::store::is_no_such_bucket(err) {
+        return Exit::NotFound;
+    }
     for cause in err.chain() {
         if let Some(io) = cause.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::NotFound

@@ -4,11 +4,14 @@
 //! One test binary for all tools (as uutils does), so the binaries are
 //! built once per run; see `e2e/support.rs` for the harness.
 
+mod proxy;
+mod s3server;
 mod support;
 
 mod bad_input;
 mod consistency;
 mod pipeline;
 mod pipes;
+mod s3;
 mod snap;
 mod verify;

@@ -77,6 +77,17 @@ impl Scratch {
         cmd.current_dir(self.path())
             .env("TMPDIR", &tmp)
             .env_remove("RUST_BACKTRACE");
+        // Hermetic: no storage configuration leaks in from the developer's
+        // shell; tests set what they mean.
+        for (name, _) in std::env::vars() {
+            if name.starts_with("AWS_")
+                || name.starts_with("RCLONE_")
+                || name.starts_with("SQLKEEP_")
+            {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.env("RCLONE_CONFIG", "/nonexistent/rclone.conf");
         Tool {
             cmd,
             stdin: None,
@@ -139,6 +150,12 @@ impl Tool {
     /// Sets an environment variable.
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Tool {
         self.cmd.env(key, value);
+        self
+    }
+
+    /// Sets several environment variables.
+    pub fn envs(mut self, vars: &[(String, String)]) -> Tool {
+        self.cmd.envs(vars.iter().map(|(k, v)| (k, v)));
         self
     }
 

@@ -21,6 +21,25 @@ use crate::time::Timestamp;
 use anyhow::Result;
 use std::io::{Read, Write};
 
+/// The bucket itself does not exist. Kept apart from a missing object, so
+/// a caller for whom a missing object is normal (no `latest.json` yet)
+/// does not swallow it. Exits 3.
+#[derive(Debug)]
+pub struct NoSuchBucket(pub String);
+
+impl std::fmt::Display for NoSuchBucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no such bucket ({})", self.0)
+    }
+}
+
+impl std::error::Error for NoSuchBucket {}
+
+/// True when the error says the bucket does not exist.
+pub fn is_no_such_bucket(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.is::<NoSuchBucket>())
+}
+
 /// One object found by a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -66,6 +85,43 @@ pub trait Store: Send + Sync {
         let mut buf = Vec::new();
         self.get(key, &mut buf)?;
         Ok(buf)
+    }
+}
+
+/// The flags every tool that talks to a remote shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RemoteArgs {
+    /// Tries per request to object storage before giving up with exit 4
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub tries: u32,
+
+    /// Limit on one request to object storage (a part, a manifest, a
+    /// listing page), e.g. 5m; downloads instead fail when no data arrives
+    /// for 30 s
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: String,
+}
+
+impl RemoteArgs {
+    /// The transfer settings these flags ask for (usage error on a bad
+    /// duration).
+    pub fn transfer(&self) -> Result<Transfer> {
+        let secs = crate::time::parse_duration(&self.timeout).map_err(|e| {
+            crate::exit::fail(crate::exit::Exit::Usage, format!("bad --timeout: {e:#}"))
+        })?;
+        if secs == 0 {
+            return Err(crate::exit::fail(
+                crate::exit::Exit::Usage,
+                "bad --timeout: must be more than 0s",
+            ));
+        }
+        Ok(Transfer {
+            retry: retry::Retry {
+                attempts: self.tries,
+                ..retry::Retry::default()
+            },
+            request_timeout: std::time::Duration::from_secs(secs as u64),
+        })
     }
 }
 

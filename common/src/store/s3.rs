@@ -279,7 +279,17 @@ impl Store for S3Store {
                 };
                 let request = AttoRequest::new(&self.stream, &full, command).map_err(classify)?;
                 let mut response = request.response().map_err(classify)?;
-                if start > 0 && response.status().as_u16() != 206 {
+                // A resumed body must start where the last one stopped: AWS
+                // answers 206, rclone's server 200 with a Content-Range; a
+                // server that ignored the Range would send the whole object.
+                let resumed = start == 0
+                    || response.status().as_u16() == 206
+                    || response
+                        .headers()
+                        .get("content-range")
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.starts_with(&format!("bytes {start}-")));
+                if !resumed {
                     return Err(Fault::fatal(fail(
                         Exit::Unavailable,
                         "the server ignored a Range request, so the download cannot resume",
@@ -432,7 +442,7 @@ fn classify(error: S3Error) -> Fault {
                     format!("access denied ({detail}): check the access key, secret and region"),
                 )),
                 404 if code == "NoSuchBucket" => {
-                    Fault::fatal(fail(Exit::NotFound, format!("no such bucket ({detail})")))
+                    Fault::fatal(anyhow::Error::new(super::NoSuchBucket(detail)))
                 }
                 404 => Fault::fatal(fail(Exit::NotFound, format!("not found ({detail})"))),
                 301 | 307 | 400 => Fault::fatal(fail(
@@ -444,8 +454,7 @@ fn classify(error: S3Error) -> Fault {
         }
         S3Error::Atto(error) => {
             let text = error.to_string();
-            let network = is_io_error(&error);
-            if network {
+            if is_network_error(&text) {
                 Fault::transient(anyhow::anyhow!("network error: {text}"))
             } else {
                 Fault::fatal(fail(Exit::Usage, format!("cannot reach storage: {text}")))
@@ -456,17 +465,12 @@ fn classify(error: S3Error) -> Fault {
     }
 }
 
-/// True when an attohttpc error is, underneath, an I/O error (refused,
-/// reset, timed out): the faults of a network, not of configuration.
-fn is_io_error(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if e.is::<std::io::Error>() {
-            return true;
-        }
-        cause = e.source();
-    }
-    error.to_string().contains("Io(") || error.to_string().to_lowercase().contains("timed out")
+/// True when an attohttpc error is a network fault (refused, reset, timed
+/// out, name lookup failed): worth retrying. attohttpc does not expose the
+/// underlying `io::Error` as a source, so its message is what tells; TLS
+/// and URL errors are configuration and fail at once.
+fn is_network_error(text: &str) -> bool {
+    text.starts_with("Io Error") || text.to_lowercase().contains("timed out")
 }
 
 /// The text of `<name>…</name>` in an S3 error body.

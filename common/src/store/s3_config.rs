@@ -296,7 +296,7 @@ impl<'a> RcloneRemote<'a> {
             file: file.clone().unwrap_or_default(),
             env,
         };
-        if file.is_none() && remote.from_env("type").is_none() {
+        if file.is_none() && remote.variable("type").is_none() {
             let place = path.map_or("no rclone config file found".to_string(), |p| {
                 format!("not in {}", p.display())
             });
@@ -313,7 +313,7 @@ impl<'a> RcloneRemote<'a> {
 
     /// A setting, from `RCLONE_CONFIG_<NAME>_<KEY>` or the file.
     fn get(&self, key: &str) -> Option<String> {
-        self.from_env(key)
+        self.variable(key)
             .or_else(|| self.file.get(key).cloned())
             .filter(|v| !v.is_empty())
     }
@@ -321,7 +321,7 @@ impl<'a> RcloneRemote<'a> {
     /// rclone's variable names: the remote name upper-cased, `-` in the key
     /// as `_`; older rclone also wrote the name's `-` as `_`, so both are
     /// tried.
-    fn from_env(&self, key: &str) -> Option<String> {
+    fn variable(&self, key: &str) -> Option<String> {
         let key = key.to_uppercase().replace('-', "_");
         let name = self.name.to_uppercase();
         (self.env)(&format!("RCLONE_CONFIG_{name}_{key}"))
@@ -381,12 +381,12 @@ fn read_section(path: &std::path::Path, name: &str) -> Result<Option<HashMap<Str
             }
             continue;
         }
-        if current == Some(name) {
-            if let Some((k, v)) = line.split_once('=') {
-                section
-                    .get_or_insert_with(HashMap::new)
-                    .insert(k.trim().to_string(), v.trim().to_string());
-            }
+        if current == Some(name)
+            && let Some((k, v)) = line.split_once('=')
+        {
+            section
+                .get_or_insert_with(HashMap::new)
+                .insert(k.trim().to_string(), v.trim().to_string());
         }
     }
     Ok(section)
@@ -396,7 +396,7 @@ fn read_section(path: &std::path::Path, name: &str) -> Result<Option<HashMap<Str
 mod tests {
     use super::*;
 
-    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

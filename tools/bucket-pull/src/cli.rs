@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use sqlkeep_common::log::LogArgs;
+use sqlkeep_common::store::RemoteArgs;
 use std::path::PathBuf;
 
 /// Download, check, decompress and restore snapshots atomically.
@@ -24,7 +25,8 @@ Fly.io volume or a new server.",
     after_help = "Examples:\n  \
 bucket-pull /mnt/backups/databases/production -o storage/production.sqlite3 --if-missing\n  \
 bucket-pull b2:my-bucket/databases/production --latest -o /tmp/drill.sqlite3 | sqlite-verify --max-age 26h\n  \
-bucket-pull ./backups/app/20261122T030000Z.sqlite3.zst -o restored.sqlite3\n\n\
+bucket-pull ./backups/app/20261122T030000Z.sqlite3.zst -o restored.sqlite3\n  \
+bucket-pull s3://my-bucket/databases/production --list\n\n\
 Exit status: 0 restored (or present, with --if-missing), 1 a check failed, 2 usage, \
 3 no such snapshot, 4 storage unavailable after retries, 5 refused to replace a file."
 )]
@@ -48,6 +50,14 @@ pub struct Args {
     /// Restore only when the target is absent or empty; otherwise exit 0 quietly
     #[arg(long)]
     pub if_missing: bool,
+
+    /// Print one `object` record per stored snapshot under each prefix, newest first, and restore nothing
+    #[arg(long, conflicts_with_all = ["output", "force", "if_missing", "latest"])]
+    pub list: bool,
+
+    /// Retries and timeouts.
+    #[command(flatten)]
+    pub remote_args: RemoteArgs,
 
     /// -q and -v.
     #[command(flatten)]

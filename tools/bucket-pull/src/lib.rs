@@ -6,6 +6,7 @@
 //! file goes to stdout.
 
 pub mod cli;
+pub mod list;
 pub mod restore;
 pub mod source;
 
@@ -17,6 +18,7 @@ use sqlkeep_common::exit::{Exit, Tally, exit_of, fail};
 use sqlkeep_common::input::{Input, inputs};
 use sqlkeep_common::log::Log;
 use sqlkeep_common::record::{Output, Record};
+use sqlkeep_common::store::{Kind, Transfer};
 use sqlkeep_common::units::{human_bytes, human_duration};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,7 @@ pub fn run(args: Args) -> Result<Exit> {
             "several sources need -o to name an existing directory",
         ));
     }
+    let transfer = args.remote_args.transfer()?;
     let mut out = Output::stdout();
     let mut tally = Tally::default();
     let mut targets: HashSet<PathBuf> = HashSet::new();
@@ -48,7 +51,21 @@ pub fn run(args: Args) -> Result<Exit> {
                 continue;
             }
         };
-        match pull_one(&input, &args, &mut targets, &log) {
+        if args.list {
+            match list_one(&input, transfer, &log) {
+                Ok(records) => {
+                    for record in records {
+                        out.emit(&record)?;
+                    }
+                }
+                Err(err) => {
+                    log.error(&input.label(), &err);
+                    tally.fail(exit_of(&err));
+                }
+            }
+            continue;
+        }
+        match pull_one(&input, &args, transfer, &mut targets, &log) {
             Ok(Some(record)) => out.emit(&record)?,
             Ok(None) => {}
             Err(err) => {
@@ -64,11 +81,12 @@ pub fn run(args: Args) -> Result<Exit> {
 fn pull_one(
     input: &Input,
     args: &Args,
+    transfer: Transfer,
     targets: &mut HashSet<PathBuf>,
     log: &Log,
 ) -> Result<Option<Record>> {
     let started = Instant::now();
-    let plan = source::resolve(input)?;
+    let plan = source::resolve(input, transfer)?;
     let target = target_path(args.output.as_deref(), &plan.file_name())?;
     if !targets.insert(target.clone()) {
         return Err(fail(
@@ -130,6 +148,27 @@ fn pull_one(
         ),
     );
     Ok(Some(record))
+}
+
+/// Lists the snapshots under one prefix (`--list`).
+fn list_one(input: &Input, transfer: Transfer, log: &Log) -> Result<Vec<Record>> {
+    let text = match input {
+        Input::Plain(text) => text.as_str(),
+        Input::Record(record) => record
+            .str("url")
+            .ok_or_else(|| fail(Exit::Failed, "record has no \"url\" to list"))?,
+    };
+    let address = sqlkeep_common::address::Address::parse(text)?;
+    let (records, store) = list::records(&address, transfer)?;
+    log.ok(
+        &address.to_string(),
+        &format!(
+            "{} snapshots, {} listing requests",
+            records.len(),
+            store.requests().get(Kind::List)
+        ),
+    );
+    Ok(records)
 }
 
 /// Where to restore: `-o FILE`, `-o DIR/<name>`, or `./<name>`. A target

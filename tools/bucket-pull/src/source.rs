@@ -11,7 +11,7 @@ use sqlkeep_common::exit::{Exit, exit_of, fail};
 use sqlkeep_common::input::Input;
 use sqlkeep_common::layout;
 use sqlkeep_common::record::Record;
-use sqlkeep_common::store::{self, Store};
+use sqlkeep_common::store::{self, Store, Transfer};
 
 /// One object to restore.
 pub struct Plan {
@@ -56,23 +56,30 @@ impl Plan {
 }
 
 /// Resolves one input to a plan.
-pub fn resolve(input: &Input) -> Result<Plan> {
+pub fn resolve(input: &Input, transfer: Transfer) -> Result<Plan> {
     match input {
-        Input::Record(record) => from_record(record),
-        Input::Plain(text) => from_address(&Address::parse(text)?),
+        Input::Record(record) => from_record(record, transfer),
+        Input::Plain(text) => from_address(&Address::parse(text)?, transfer),
     }
 }
 
 /// An `object` record: its `url` names the object, and the record is the
 /// manifest.
-fn from_record(record: &Record) -> Result<Plan> {
+///
+/// A record without checksums (from `--list`) is completed with the
+/// object's manifest, so the restore is still checked.
+fn from_record(record: &Record, transfer: Transfer) -> Result<Plan> {
     let url = record
         .str("url")
         .ok_or_else(|| fail(Exit::Failed, "record has no \"url\" to restore from"))?;
-    let (parent, key) = split(&Address::parse(url)?)?;
+    let address = Address::parse(url)?;
+    if record.str("sha256").is_none() {
+        return from_address(&address, transfer);
+    }
+    let (parent, key) = split(&address)?;
     let db = name_of(Some(record), &parent, &key);
     Ok(Plan {
-        store: store::open(&parent)?,
+        store: store::open_with(&parent, transfer)?,
         key,
         manifest: Some(record.clone()),
         db,
@@ -80,16 +87,16 @@ fn from_record(record: &Record) -> Result<Plan> {
 }
 
 /// An address: an object, a manifest, or a database prefix.
-fn from_address(address: &Address) -> Result<Plan> {
+fn from_address(address: &Address, transfer: Transfer) -> Result<Plan> {
     let name = address.name().unwrap_or_default();
     let is_object = name.ends_with(layout::ZST_EXT) || name.ends_with(layout::RAW_EXT);
     if is_object {
         let (parent, key) = split(address)?;
-        let store = store::open(&parent)?;
+        let store = store::open_with(&parent, transfer)?;
         let manifest = match layout::stamp_of_object(&key) {
             Some(stamp) => {
                 fetch_manifest(store.as_ref(), &layout::manifest_name(stamp)).or_else(|e| {
-                    if exit_of(&e) == Exit::NotFound {
+                    if is_missing_object(&e) {
                         Ok(None)
                     } else {
                         Err(e)
@@ -108,7 +115,7 @@ fn from_address(address: &Address) -> Result<Plan> {
     }
     if name.ends_with(".json") {
         let (parent, key) = split(address)?;
-        let store = store::open(&parent)?;
+        let store = store::open_with(&parent, transfer)?;
         let manifest = fetch_manifest(store.as_ref(), &key)?.context("empty manifest")?;
         let key = object_key(&manifest)?;
         let db = name_of(Some(&manifest), &parent, &key);
@@ -119,7 +126,7 @@ fn from_address(address: &Address) -> Result<Plan> {
             db,
         });
     }
-    let store = store::open(address)?;
+    let store = store::open_with(address, transfer)?;
     let manifest = match fetch_manifest(store.as_ref(), layout::LATEST) {
         Ok(Some(manifest)) => manifest,
         Ok(None) => {
@@ -128,10 +135,10 @@ fn from_address(address: &Address) -> Result<Plan> {
                 format!("{address}: latest.json is empty"),
             ));
         }
-        Err(e) if exit_of(&e) == Exit::NotFound => {
+        Err(e) if is_missing_object(&e) => {
             // Not a database prefix: perhaps a plain file stored with its
             // manifest beside it (`<name>.json`).
-            if let Some(plan) = plain_object(address)? {
+            if let Some(plan) = plain_object(address, transfer)? {
                 return Ok(plan);
             }
             return Err(fail(
@@ -170,14 +177,14 @@ fn name_of(manifest: Option<&Record>, parent: &Address, key: &str) -> String {
 
 /// A plain file at `address` with its manifest `<name>.json` beside it, if
 /// that manifest exists.
-fn plain_object(address: &Address) -> Result<Option<Plan>> {
+fn plain_object(address: &Address, transfer: Transfer) -> Result<Option<Plan>> {
     let Some((parent, key)) = address.split_last() else {
         return Ok(None);
     };
-    let store = store::open(&parent)?;
+    let store = store::open_with(&parent, transfer)?;
     let manifest = match fetch_manifest(store.as_ref(), &format!("{key}.json")) {
         Ok(manifest) => manifest,
-        Err(e) if exit_of(&e) == Exit::NotFound => return Ok(None),
+        Err(e) if is_missing_object(&e) => return Ok(None),
         Err(e) => return Err(e),
     };
     let db = name_of(manifest.as_ref(), &parent, &key);
@@ -187,6 +194,12 @@ fn plain_object(address: &Address) -> Result<Option<Plan>> {
         manifest,
         db,
     }))
+}
+
+/// True when a request failed because the object is not there (but the
+/// bucket is): for a manifest or `latest.json`, a question answered "no".
+fn is_missing_object(e: &anyhow::Error) -> bool {
+    exit_of(e) == Exit::NotFound && !store::is_no_such_bucket(e)
 }
 
 /// Reads and parses a manifest.

@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use sqlkeep_common::log::LogArgs;
+use sqlkeep_common::store::RemoteArgs;
 
 /// Store snapshots and files in a remote, with manifests, atomically.
 #[derive(Parser, Debug)]
@@ -35,6 +36,10 @@ pub struct Args {
     /// Files to store (default: records or paths from stdin)
     #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub files: Vec<String>,
+
+    /// Retries and timeouts.
+    #[command(flatten)]
+    pub remote_args: RemoteArgs,
 
     /// -q and -v.
     #[command(flatten)]

@@ -34,7 +34,7 @@ pub fn command() -> clap::Command {
 pub fn run(args: Args) -> Result<Exit> {
     let log = Log::new("bucket-push", args.log.level());
     let remote = Address::parse(&args.remote)?;
-    let store = store::open(&remote)?;
+    let store = store::open_with(&remote, args.remote_args.transfer()?)?;
     let mut out = Output::stdout();
     let mut tally = Tally::default();
     let mut newest: HashMap<String, Timestamp> = HashMap::new();

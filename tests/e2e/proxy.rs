@@ -1,0 +1,237 @@
+//! A fault-injecting HTTP proxy on loopback, in front of the real S3
+//! server: it forwards requests untouched (signatures stay valid), records
+//! what crossed the wire, and on request answers 500/503, drops the
+//! connection, or cuts a response body short.
+//!
+//! rust-s3 (attohttpc) sends one request per connection with
+//! `connection: close`, so the proxy handles one request per connection.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+/// What to do to a matching request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and S3 error code, without forwarding.
+    Status(u16, &'static str),
+    /// Close the connection without any answer.
+    Drop,
+    /// Forward, but pass on only this many bytes of the response body.
+    Truncate(usize),
+}
+
+/// One request that crossed the proxy.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// HTTP method.
+    pub method: String,
+    /// Request target: path and query.
+    pub target: String,
+    /// The Range header, if any.
+    pub range: Option<String>,
+    /// The fault injected, if any.
+    pub fault: Option<Fault>,
+}
+
+/// A rule: requests with this method whose target contains this text get
+/// this fault, `remaining` more times.
+struct Rule {
+    method: &'static str,
+    contains: &'static str,
+    fault: Fault,
+    remaining: usize,
+}
+
+struct State {
+    upstream: SocketAddr,
+    rules: Mutex<Vec<Rule>>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// A running proxy.
+pub struct Proxy {
+    /// The proxy's endpoint URL, to give the tools instead of the server's.
+    pub endpoint: String,
+    state: Arc<State>,
+}
+
+impl Proxy {
+    /// Starts a proxy in front of `upstream` (`http://127.0.0.1:PORT`).
+    pub fn start(upstream: &str) -> Proxy {
+        let upstream: SocketAddr = upstream
+            .trim_start_matches("http://")
+            .parse()
+            .expect("upstream address");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(State {
+            upstream,
+            rules: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
+        });
+        let shared = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    let _ = handle(stream, &state);
+                });
+            }
+        });
+        Proxy { endpoint, state }
+    }
+
+    /// Injects `fault` into the next `times` requests with `method` (or
+    /// `*`) whose target contains `contains`.
+    pub fn inject(&self, method: &'static str, contains: &'static str, fault: Fault, times: usize) {
+        self.state.rules.lock().unwrap().push(Rule {
+            method,
+            contains,
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.state.rules.lock().unwrap().clear();
+    }
+
+    /// Everything seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// Forgets what was seen.
+    pub fn reset_seen(&self) {
+        self.state.seen.lock().unwrap().clear();
+    }
+
+    /// Requests seen with `method` whose target contains `contains`.
+    pub fn count(&self, method: &str, contains: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.method == method && s.target.contains(contains))
+            .count()
+    }
+}
+
+/// Serves one connection: one request, one (possibly damaged) response.
+fn handle(mut client: TcpStream, state: &State) -> std::io::Result<()> {
+    let (head, mut body) = read_head(&mut client)?;
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let mut request_line = lines.next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_string();
+    let target = request_line.next().unwrap_or_default().to_string();
+    let header = |name: &str| {
+        text.split("\r\n").skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    };
+    let length: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while body.len() < length {
+        let mut buf = vec![0u8; (length - body.len()).min(1 << 20)];
+        let n = client.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    let fault = {
+        let mut rules = state.rules.lock().unwrap();
+        rules
+            .iter_mut()
+            .find(|r| {
+                r.remaining > 0
+                    && (r.method == "*" || r.method == method)
+                    && target.contains(r.contains)
+            })
+            .map(|r| {
+                r.remaining -= 1;
+                r.fault
+            })
+    };
+    state.seen.lock().unwrap().push(Seen {
+        method: method.clone(),
+        target: target.clone(),
+        range: header("range"),
+        fault,
+    });
+    match fault {
+        Some(Fault::Status(status, code)) => {
+            let xml = format!(
+                "<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
+            );
+            let response = format!(
+                "HTTP/1.1 {status} Injected\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+            client.write_all(response.as_bytes())?;
+            client.shutdown(Shutdown::Both)
+        }
+        Some(Fault::Drop) => client.shutdown(Shutdown::Both),
+        Some(Fault::Truncate(keep)) => forward(&mut client, state, &head, &body, Some(keep)),
+        None => forward(&mut client, state, &head, &body, None),
+    }
+}
+
+/// Sends the request upstream and relays the response, passing at most
+/// `keep` body bytes when set.
+fn forward(
+    client: &mut TcpStream,
+    state: &State,
+    head: &[u8],
+    body: &[u8],
+    keep: Option<usize>,
+) -> std::io::Result<()> {
+    let mut upstream = TcpStream::connect(state.upstream)?;
+    upstream.write_all(head)?;
+    upstream.write_all(body)?;
+    let Some(keep) = keep else {
+        std::io::copy(&mut upstream, client)?;
+        return client.shutdown(Shutdown::Both);
+    };
+    let (response_head, mut already) = read_head(&mut upstream)?;
+    client.write_all(&response_head)?;
+    already.truncate(keep);
+    client.write_all(&already)?;
+    let mut left = keep - already.len();
+    let mut buf = vec![0u8; 64 << 10];
+    while left > 0 {
+        let n = upstream.read(&mut buf[..left.min(64 << 10)])?;
+        if n == 0 {
+            break;
+        }
+        client.write_all(&buf[..n])?;
+        left -= n;
+    }
+    client.shutdown(Shutdown::Both)
+}
+
+/// Reads an HTTP head (through the blank line); returns it and whatever
+/// body bytes arrived with it.
+fn read_head(stream: &mut TcpStream) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = data.split_off(end + 4);
+            return Ok((data, rest));
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed in the head",
+            ));
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+}
