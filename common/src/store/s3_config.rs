@@ -95,10 +95,10 @@ fn from_aws_env(bucket: &str, key: &str, display: &str, env: Env<'_>) -> Result<
             ),
         ));
     };
+    let custom = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL"));
     let region = env("AWS_REGION")
         .or_else(|| env("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| "us-east-1".into());
-    let custom = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL"));
+        .unwrap_or_else(|| default_region(custom.as_deref()));
     let path_style = match env("SQLKEEP_S3_PATH_STYLE").as_deref() {
         Some(v) => parse_bool(v).ok_or_else(|| {
             fail(
@@ -249,6 +249,20 @@ fn from_rclone(
         secret_key: Secret(secret_key),
         session_token: session_token.map(Secret),
     })
+}
+
+/// The signing region when none is set: `auto` for the providers that
+/// document it (Tigris, whose `fly storage create` does not always set
+/// `AWS_REGION`, and Cloudflare R2), else `us-east-1`, which AWS and MinIO
+/// take as the default.
+fn default_region(endpoint: Option<&str>) -> String {
+    let host = endpoint.unwrap_or_default().to_ascii_lowercase();
+    let auto = ["tigris.dev", "storage.dev", "r2.cloudflarestorage.com"];
+    if auto.iter().any(|h| host.contains(h)) {
+        "auto".into()
+    } else {
+        "us-east-1".into()
+    }
 }
 
 /// AWS's regional endpoint.
@@ -424,6 +438,17 @@ mod tests {
             ("my-app-bucket", "databases")
         );
         assert!(!format!("{c:?}").contains("tsec_y"), "secret in Debug");
+    }
+
+    #[test]
+    fn tigris_without_a_region_signs_for_auto() {
+        let env = env_of(&[
+            ("AWS_ACCESS_KEY_ID", "tid_x"),
+            ("AWS_SECRET_ACCESS_KEY", "tsec_y"),
+            ("AWS_ENDPOINT_URL_S3", "https://fly.storage.tigris.dev"),
+        ]);
+        let c = resolve(&Address::parse("s3://b").unwrap(), &env).unwrap();
+        assert_eq!(c.region, "auto");
     }
 
     #[test]
