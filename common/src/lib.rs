@@ -12,6 +12,7 @@ pub mod atomic;
 pub mod cli;
 pub mod compress;
 pub mod digest;
+pub mod discover;
 pub mod exit;
 pub mod input;
 pub mod layout;

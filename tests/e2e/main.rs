@@ -9,7 +9,9 @@ mod s3server;
 mod support;
 
 mod bad_input;
+mod bank;
 mod consistency;
+mod maint;
 mod pipeline;
 mod pipes;
 mod s3;

@@ -2,13 +2,17 @@
 """A separate writer process for consistency tests: moves money between
 accounts in transactions, as an application under load would.
 
-Usage: bank_writer.py DB ACCOUNTS INITIAL JOURNAL_MODE
+Usage: bank_writer.py DB ACCOUNTS INITIAL JOURNAL_MODE [AUTO_VACUUM]
 
 Creates the tables, then loops: each transaction debits one account,
 credits another, and logs the transfer. The total balance is always
 ACCOUNTS * INITIAL, and each account's balance always equals INITIAL plus
 its incoming minus its outgoing transfers, in every committed state: a
 snapshot that is not transactionally consistent breaks one of these.
+
+With AUTO_VACUUM (none, full, incremental) it also churns a `cache` table
+the way Solid Cache does: every transfer inserts a 2 KiB entry and deletes
+the oldest beyond 50, so freed pages keep appearing for maintenance.
 
 It prints "ready" once set up, then "committed N" every 25 commits, so a
 test can wait for progress by reading lines (no sleeps). It stops when
@@ -21,7 +25,10 @@ import sys
 import threading
 
 db, accounts, initial, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+auto_vacuum = sys.argv[5] if len(sys.argv) > 5 else None
 conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+if auto_vacuum:
+    conn.execute(f"PRAGMA auto_vacuum = {auto_vacuum}")
 conn.execute(f"PRAGMA journal_mode = {mode}")
 conn.execute("PRAGMA busy_timeout = 30000")
 conn.execute("BEGIN IMMEDIATE")
@@ -31,6 +38,8 @@ conn.execute(
     " amount INTEGER NOT NULL, memo TEXT)"
 )
 conn.executemany("INSERT INTO accounts (id, balance) VALUES (?, ?)", [(i, initial) for i in range(accounts)])
+if auto_vacuum:
+    conn.execute("CREATE TABLE cache (id INTEGER PRIMARY KEY, value BLOB NOT NULL)")
 conn.execute("COMMIT")
 
 stop = threading.Event()
@@ -58,6 +67,9 @@ while not stop.is_set():
             (src, dst, amount, "x" * rng.randint(100, 900)),
         )
         conn.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?", (amount, dst))
+        if auto_vacuum:
+            conn.execute("INSERT INTO cache (value) VALUES (randomblob(2048))")
+            conn.execute("DELETE FROM cache WHERE id <= (SELECT max(id) - 50 FROM cache)")
         conn.execute("COMMIT")
         committed += 1
         if committed % 25 == 0:

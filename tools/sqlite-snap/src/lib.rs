@@ -8,7 +8,6 @@
 //! failure at any step leaves no snapshot file behind.
 
 pub mod cli;
-pub mod discover;
 pub mod pages;
 pub mod sink;
 pub mod vacuum;
@@ -16,8 +15,8 @@ pub mod vacuum;
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 use cli::{Args, Method};
-use discover::Target;
 use sink::{Compression, Sink};
+use sqlkeep_common::discover::{self, Target};
 use sqlkeep_common::exit::{Exit, Tally, exit_of, fail};
 use sqlkeep_common::input::inputs;
 use sqlkeep_common::layout;

@@ -1,18 +1,18 @@
-//! Turning arguments and stdin lines into the list of databases to snapshot.
+//! Turning arguments and stdin lines into the databases to work on.
 //!
 //! A directory stands for the `*.sqlite3` files directly in it (never their
 //! `-wal`/`-shm` companions), minus those matching `--exclude`. A directory
 //! holding no database is an error (exit 3), because a nightly job that
 //! quietly backs up nothing is the failure operators find too late.
 
+use crate::exit::{Exit, fail};
+use crate::input::Input;
+use crate::record::Record;
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use sqlkeep_common::exit::{Exit, fail};
-use sqlkeep_common::input::Input;
-use sqlkeep_common::record::Record;
 use std::path::{Path, PathBuf};
 
-/// One database to snapshot.
+/// One database to work on.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The path as the operator wrote it, for log lines.
