@@ -709,7 +709,7 @@ def main() -> int:
             parts = req.get("part") or 0
             if name == "push" and parts:
                 part_mib = math.ceil(size / parts / MiB)
-                line += f" ({parts} parts: part size {part_mib} MiB, one at a time)"
+                line += f" ({parts} parts: part size {part_mib} MiB)"
             elif name == "push":
                 line += " (one PUT, no multipart)"
             print(line)

@@ -16,4 +16,5 @@ mod pipeline;
 mod pipes;
 mod s3;
 mod snap;
+mod sync;
 mod verify;

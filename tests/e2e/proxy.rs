@@ -32,6 +32,8 @@ pub struct Seen {
     pub range: Option<String>,
     /// The fault injected, if any.
     pub fault: Option<Fault>,
+    /// The status of the response the client got (None when dropped).
+    pub status: Option<u16>,
 }
 
 /// A rule: requests with this method whose target contains this text get
@@ -115,6 +117,15 @@ impl Proxy {
             .filter(|s| s.method == method && s.target.contains(contains))
             .count()
     }
+
+    /// Of those, the ones that succeeded (2xx).
+    pub fn count_ok(&self, method: &str, contains: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.method == method && s.target.contains(contains))
+            .filter(|s| s.status.is_some_and(|c| (200..300).contains(&c)))
+            .count()
+    }
 }
 
 /// Serves one connection: one request, one (possibly damaged) response.
@@ -158,14 +169,20 @@ fn handle(mut client: TcpStream, state: &State) -> std::io::Result<()> {
                 r.fault
             })
     };
-    state.seen.lock().unwrap().push(Seen {
-        method: method.clone(),
-        target: target.clone(),
-        range: header("range"),
-        fault,
-    });
+    // What was seen is recorded before the client gets its answer, so a
+    // test that checks the log right after a tool exits sees every request.
+    let seen = |status: Option<u16>| {
+        state.seen.lock().unwrap().push(Seen {
+            method: method.clone(),
+            target: target.clone(),
+            range: header("range"),
+            fault,
+            status,
+        })
+    };
     match fault {
         Some(Fault::Status(status, code)) => {
+            seen(Some(status));
             let xml = format!(
                 "<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
             );
@@ -176,33 +193,39 @@ fn handle(mut client: TcpStream, state: &State) -> std::io::Result<()> {
             client.write_all(response.as_bytes())?;
             client.shutdown(Shutdown::Both)
         }
-        Some(Fault::Drop) => client.shutdown(Shutdown::Both),
-        Some(Fault::Truncate(keep)) => forward(&mut client, state, &head, &body, Some(keep)),
-        None => forward(&mut client, state, &head, &body, None),
+        Some(Fault::Drop) => {
+            seen(None);
+            client.shutdown(Shutdown::Both)
+        }
+        Some(Fault::Truncate(keep)) => forward(&mut client, state, &head, &body, Some(keep), seen),
+        None => forward(&mut client, state, &head, &body, None, seen),
     }
 }
 
 /// Sends the request upstream and relays the response, passing at most
-/// `keep` body bytes when set.
+/// `keep` body bytes when set; `seen` records the status first.
 fn forward(
     client: &mut TcpStream,
     state: &State,
     head: &[u8],
     body: &[u8],
     keep: Option<usize>,
+    seen: impl FnOnce(Option<u16>),
 ) -> std::io::Result<()> {
     let mut upstream = TcpStream::connect(state.upstream)?;
     upstream.write_all(head)?;
     upstream.write_all(body)?;
-    let Some(keep) = keep else {
-        std::io::copy(&mut upstream, client)?;
-        return client.shutdown(Shutdown::Both);
-    };
     let (response_head, mut already) = read_head(&mut upstream)?;
+    let status = String::from_utf8_lossy(&response_head)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok());
+    seen(status);
     client.write_all(&response_head)?;
-    already.truncate(keep);
+    let mut left = keep.unwrap_or(usize::MAX);
+    already.truncate(left);
     client.write_all(&already)?;
-    let mut left = keep - already.len();
+    left -= already.len();
     let mut buf = vec![0u8; 64 << 10];
     while left > 0 {
         let n = upstream.read(&mut buf[..left.min(64 << 10)])?;

@@ -216,7 +216,10 @@ fn large_snapshot_goes_multipart() {
         .run()
         .success();
     let bytes = snap.record()["bytes"].as_u64().unwrap();
-    assert!(bytes > 16 << 20, "snapshot should need 3 parts: {bytes}");
+    assert!(
+        bytes > 16 << 20,
+        "snapshot should need several parts: {bytes}"
+    );
     let push = s
         .tool("bucket-push")
         .arg(format!("s3://{BUCKET}/db"))
@@ -224,17 +227,16 @@ fn large_snapshot_goes_multipart() {
         .stdin(snap.stdout())
         .run()
         .success();
+    let parts = bytes.div_ceil(sqlkeep_common::store::part_size(bytes));
+    assert!(parts >= 3, "{parts} parts");
     let r = &push.record()["requests"];
-    assert_eq!(
-        (
-            r["multipart"].as_u64(),
-            r["part"].as_u64(),
-            r["put"].as_u64()
-        ),
-        (Some(2), Some(3), Some(2)),
-        "{r}"
+    let counts = (
+        r["multipart"].as_u64(),
+        r["part"].as_u64(),
+        r["put"].as_u64(),
     );
-    assert_eq!(proxy.count("PUT", "partNumber="), 3);
+    assert_eq!(counts, (Some(2), Some(parts), Some(2)), "{r}");
+    assert_eq!(proxy.count("PUT", "partNumber=") as u64, parts);
     assert_eq!(proxy.count("POST", "uploads"), 1);
     assert!(
         proxy

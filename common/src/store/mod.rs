@@ -10,6 +10,7 @@ mod requests;
 pub mod retry;
 mod s3;
 pub mod s3_config;
+mod s3_part;
 
 pub use local::LocalStore;
 pub use requests::{Kind, Requests};

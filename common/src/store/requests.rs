@@ -52,6 +52,13 @@ impl Requests {
         self.counts[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds another counter's counts to this one.
+    pub fn add(&self, other: &Requests) {
+        for (mine, theirs) in self.counts.iter().zip(&other.counts) {
+            mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
     /// How many requests of `kind` were made.
     pub fn get(&self, kind: Kind) -> u64 {
         self.counts[kind as usize].load(Ordering::Relaxed)

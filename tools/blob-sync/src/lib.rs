@@ -1,0 +1,335 @@
+//! `blob-sync`: make a destination match a source — Active Storage files
+//! to a bucket and back — copying only what changed, asking the storage as
+//! little as possible, and refusing plans that would wipe a good backup.
+//!
+//! The run: learn both sides' state ([`side`], a walk and the cached or
+//! stored manifest, no per-file request), compute the whole [`plan`],
+//! refuse it if it deletes too much, copy in parallel, delete, and write
+//! the destination's manifest last.
+
+pub mod cache;
+pub mod cli;
+pub mod filter;
+pub mod plan;
+pub mod side;
+pub mod tree;
+
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+use cli::Args;
+use filter::Filter;
+use plan::MaxDelete;
+use serde_json::json;
+use side::Side;
+use sqlkeep_common::address::Address;
+use sqlkeep_common::exit::{Exit, exit_of, fail};
+use sqlkeep_common::log::Log;
+use sqlkeep_common::record::{Output, Record};
+use sqlkeep_common::units::{human_bytes, human_duration};
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use tree::{Entry, Tree};
+
+/// The tool's clap definition, for man pages and completions.
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// Runs `blob-sync`.
+pub fn run(args: Args) -> Result<Exit> {
+    let started = Instant::now();
+    let log = Log::new("blob-sync", args.log.level());
+    let filter = Filter::new(
+        &args.exclude,
+        &args.exclude_from,
+        &args.include,
+        !args.no_default_excludes,
+    )?;
+    let max_delete = MaxDelete::parse(&args.max_delete)?;
+    let transfer = args.remote_args.transfer()?;
+    let source_address = Address::parse(&args.source)?;
+    let dest_address = Address::parse(&args.dest)?;
+    if source_address.local_path().is_none() && dest_address.local_path().is_none() {
+        return Err(fail(Exit::Usage, "one side must be a local directory"));
+    }
+    let direction = match (source_address.local_path(), dest_address.local_path()) {
+        (Some(_), None) => "uploaded",
+        (None, Some(_)) => "downloaded",
+        _ => "copied",
+    };
+    let src = Side::open(&args.source, transfer)?;
+    let dst = Side::open(&args.dest, transfer)?;
+    let source_name = source_address.to_string();
+    let dest_name = dest_address.to_string();
+
+    let source = src.source_state(&filter, args.full_check)?;
+    for problem in &source.problems {
+        log.warn(&source_name, problem);
+    }
+    if !source.exists && !args.delete {
+        return Err(fail(
+            Exit::NotFound,
+            format!("{source_name}: no such source"),
+        ));
+    }
+    let cache_path = cache::path(&dest_name, args.cache_dir.as_deref());
+    let cached = if args.full_check {
+        None
+    } else {
+        cache_path.as_deref().and_then(cache::load)
+    };
+    let dest = dst.dest_state(&filter, args.full_check, cached)?;
+    let plan = plan::make(&src, &source.tree, &dst, &dest.tree, args.delete)?;
+    let mut refusal = plan::check_deletes(
+        &plan,
+        &source.tree,
+        source.exists,
+        dest.tree.len() as u64,
+        max_delete,
+    );
+    if !args.dry_run {
+        std::mem::replace(&mut refusal, Ok(()))?;
+    }
+
+    let mut record = Record::new("sync");
+    record
+        .set("source", source_name.as_str())
+        .set("dest", dest_name.as_str())
+        .set("dest_state_from", dest.how.name());
+    if args.dry_run {
+        for (path, _) in &plan.copy {
+            log.info(path, "would copy");
+        }
+        for (path, _) in &plan.delete {
+            log.info(path, "would delete");
+        }
+        record.set("dry_run", true).set(
+            "plan",
+            json!({
+                "copy": plan.copy.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+                "delete": plan.delete.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            }),
+        );
+        fill_counts(
+            &mut record,
+            direction,
+            &plan.copy,
+            &plan.delete,
+            &plan.keep,
+            source.skipped,
+            0,
+        );
+        record.set("requests", requests(&src, &dst));
+        let subject = format!("{source_name} → {dest_name}");
+        let exit = match &refusal {
+            Ok(()) => {
+                let counts = (plan.copy.len(), plan.delete.len(), plan.keep.len());
+                log.ok(
+                    &subject,
+                    &format!(
+                        "dry run: would copy {} files, delete {}, {} in place",
+                        counts.0, counts.1, counts.2
+                    ),
+                );
+                Exit::Ok
+            }
+            Err(err) => {
+                record.set("refused", format!("{err:#}"));
+                log.error(
+                    &subject,
+                    &anyhow::anyhow!("dry run: the sync would be refused: {err:#}"),
+                );
+                exit_of(err)
+            }
+        };
+        Output::stdout().emit(&record)?;
+        return Ok(exit);
+    }
+
+    // Copy, then delete, then record the new state: an interrupted run
+    // leaves a manifest that is at worst out of date in the safe direction
+    // (files it lists as present are, or will be copied again).
+    let copied = copy_all(&src, &dst, &plan.copy, args.transfers as usize, &log);
+    let mut errors = copied.failed.len();
+    let mut state: Tree = plan.keep.clone();
+    state.extend(copied.done.iter().cloned());
+    for (path, entry) in &copied.failed {
+        if let Some(old) = dest.tree.get(path) {
+            state.insert(path.clone(), old.clone());
+        }
+        let _ = entry;
+    }
+    let mut deleted = Vec::new();
+    for (path, entry) in &plan.delete {
+        match dst.delete(path) {
+            Ok(()) => {
+                log.info(path, "deleted");
+                deleted.push((path.clone(), entry.clone()));
+            }
+            Err(err) => {
+                log.error(&side::describe(&dst, path), &err);
+                state.insert(path.clone(), entry.clone());
+                errors += 1;
+            }
+        }
+    }
+    // The manifest is rewritten only when the state it records moved: an
+    // unchanged tree costs no PUT, even when its state came from a GET.
+    let changed = state != dest.tree;
+    let manifest = tree::manifest_json(&state, &source_name);
+    if changed {
+        dst.write_manifest(&manifest)
+            .context("writing the destination manifest")?;
+    }
+    if let Some(path) = &cache_path
+        && let Err(e) = cache::save(path, &manifest)
+    {
+        log.warn(
+            &path.display().to_string(),
+            &format!("cannot write the manifest cache: {e:#}"),
+        );
+    }
+
+    let copied_entries: Vec<(String, Entry)> = copied.done;
+    fill_counts(
+        &mut record,
+        direction,
+        &copied_entries,
+        &deleted,
+        &plan.keep,
+        source.skipped,
+        errors,
+    );
+    record.set("requests", requests(&src, &dst)).set(
+        "seconds",
+        (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+    );
+    let bytes: u64 = copied_entries.iter().map(|(_, e)| e.bytes).sum();
+    let summary = format!(
+        "{} {} files ({}), deleted {}, {} in place, {} skipped by filter, {}",
+        direction,
+        copied_entries.len(),
+        human_bytes(bytes),
+        deleted.len(),
+        plan.keep.len(),
+        source.skipped,
+        human_duration(started.elapsed())
+    );
+    if errors == 0 {
+        log.ok(&format!("{source_name} → {dest_name}"), &summary);
+    } else {
+        log.error(
+            &format!("{source_name} → {dest_name}"),
+            &anyhow::anyhow!("{errors} files failed; {summary}"),
+        );
+    }
+    Output::stdout().emit(&record)?;
+    Ok(match copied.worst {
+        Some(exit) if errors > 0 => exit,
+        _ if errors > 0 => Exit::Failed,
+        _ => Exit::Ok,
+    })
+}
+
+/// The result of the copy phase.
+struct Copied {
+    done: Vec<(String, Entry)>,
+    failed: Vec<(String, Entry)>,
+    worst: Option<Exit>,
+}
+
+/// Copies files with `transfers` workers, each streaming one file at a
+/// time, so memory stays bounded whatever the tree holds.
+fn copy_all(
+    src: &Side,
+    dst: &Side,
+    files: &[(String, Entry)],
+    transfers: usize,
+    log: &Log,
+) -> Copied {
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(Vec::new());
+    let failed = Mutex::new(Vec::new());
+    let exits = Mutex::new(Vec::new());
+    let progress = log.interactive() && std::io::stderr().is_terminal();
+    std::thread::scope(|scope| {
+        for _ in 0..transfers.min(files.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((path, entry)) = files.get(i) else {
+                        break;
+                    };
+                    match side::copy(src, dst, path, entry) {
+                        Ok(new) => {
+                            log.info(path, &format!("copied, {}", human_bytes(new.bytes)));
+                            done.lock().unwrap().push((path.clone(), new));
+                        }
+                        Err(err) => {
+                            log.error(&side::describe(src, path), &err);
+                            exits.lock().unwrap().push(exit_of(&err));
+                            failed.lock().unwrap().push((path.clone(), entry.clone()));
+                        }
+                    }
+                    if progress {
+                        let n = i + 1;
+                        let _ = write!(
+                            std::io::stderr().lock(),
+                            "\r\x1b[2K{n}/{} files",
+                            files.len()
+                        );
+                    }
+                }
+            });
+        }
+    });
+    if progress {
+        let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+    }
+    let mut exits = exits.into_inner().unwrap();
+    exits.dedup();
+    Copied {
+        done: done.into_inner().unwrap(),
+        failed: failed.into_inner().unwrap(),
+        worst: if exits.len() == 1 {
+            exits.first().copied()
+        } else {
+            None
+        },
+    }
+}
+
+/// Adds the counts of a run to its record.
+fn fill_counts(
+    record: &mut Record,
+    direction: &str,
+    copied: &[(String, Entry)],
+    deleted: &[(String, Entry)],
+    kept: &Tree,
+    skipped: u64,
+    errors: usize,
+) {
+    let count = |files: &mut dyn Iterator<Item = &Entry>| {
+        let (n, bytes) = files.fold((0u64, 0u64), |(n, b), e| (n + 1, b + e.bytes));
+        json!({"files": n, "bytes": bytes})
+    };
+    record
+        .set(direction, count(&mut copied.iter().map(|(_, e)| e)))
+        .set("deleted", count(&mut deleted.iter().map(|(_, e)| e)))
+        .set("unchanged", count(&mut kept.values()))
+        .set("skipped", json!({"files": skipped}))
+        .set("errors", errors);
+}
+
+/// The requests both sides made.
+fn requests(src: &Side, dst: &Side) -> serde_json::Value {
+    let total = sqlkeep_common::store::Requests::default();
+    for side in [src, dst] {
+        if let Some(store) = side.store() {
+            total.add(store.requests());
+        }
+    }
+    total.to_json()
+}

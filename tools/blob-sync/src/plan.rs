@@ -1,0 +1,170 @@
+//! The whole plan of a sync, computed before anything changes: what to
+//! copy, what to delete, what is already there; and the checks that refuse
+//! a dangerous plan.
+
+use crate::side::Side;
+use crate::tree::{Entry, Tree};
+use anyhow::Result;
+use sqlkeep_common::exit::{Exit, fail};
+
+/// What a sync will do.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Files to copy, with their source entry.
+    pub copy: Vec<(String, Entry)>,
+    /// Destination files to delete.
+    pub delete: Vec<(String, Entry)>,
+    /// Files already in place, as the manifest will record them.
+    pub keep: Tree,
+}
+
+/// Compares the two trees. A file is in place when the sizes match and
+/// either the modification times and recorded SHA-256 agree (no read at
+/// all), or the SHA-256s of both sides agree once computed; a side whose
+/// digest cannot be known (a remote that was listed) is compared by size.
+pub fn make(src: &Side, source: &Tree, dst: &Side, dest: &Tree, delete: bool) -> Result<Plan> {
+    let mut plan = Plan::default();
+    for (path, s) in source {
+        let Some(d) = dest.get(path) else {
+            plan.copy.push((path.clone(), s.clone()));
+            continue;
+        };
+        if d.bytes != s.bytes {
+            plan.copy.push((path.clone(), s.clone()));
+            continue;
+        }
+        if s.mtime_ns.is_some() && s.mtime_ns == d.mtime_ns && d.sha256.is_some() {
+            plan.keep.insert(path.clone(), d.clone());
+            continue;
+        }
+        let source_sha = match &s.sha256 {
+            Some(sha) => Some(sha.clone()),
+            None => src.local_sha256(path)?,
+        };
+        let dest_sha = match &d.sha256 {
+            Some(sha) => Some(sha.clone()),
+            None => dst.local_sha256(path)?,
+        };
+        let same = match (&source_sha, &dest_sha) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        if same {
+            plan.keep.insert(
+                path.clone(),
+                Entry {
+                    bytes: s.bytes,
+                    mtime_ns: s.mtime_ns.or(d.mtime_ns),
+                    sha256: source_sha.or(dest_sha),
+                },
+            );
+        } else {
+            plan.copy.push((path.clone(), s.clone()));
+        }
+    }
+    if delete {
+        for (path, d) in dest {
+            if !source.contains_key(path) {
+                plan.delete.push((path.clone(), d.clone()));
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// The `--max-delete` limit: a count, or a percentage of the destination.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxDelete {
+    /// At most this many files.
+    Count(u64),
+    /// At most this share of the destination's files.
+    Percent(f64),
+}
+
+impl MaxDelete {
+    /// Parses `N` or `N%` (usage error otherwise).
+    pub fn parse(text: &str) -> Result<MaxDelete> {
+        let bad = || {
+            fail(
+                Exit::Usage,
+                format!("bad --max-delete {text:?}: expected a number or a percentage like 10%"),
+            )
+        };
+        match text.trim().strip_suffix('%') {
+            Some(p) => {
+                let p: f64 = p.trim().parse().map_err(|_| bad())?;
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(bad());
+                }
+                Ok(MaxDelete::Percent(p))
+            }
+            None => text.trim().parse().map(MaxDelete::Count).map_err(|_| bad()),
+        }
+    }
+
+    /// The number of files this allows out of `total`.
+    pub fn allowed(self, total: u64) -> u64 {
+        match self {
+            MaxDelete::Count(n) => n,
+            MaxDelete::Percent(p) => (total as f64 * p / 100.0).floor() as u64,
+        }
+    }
+}
+
+/// Refuses a plan that deletes when the source looks wrong (missing or
+/// empty: an unmounted volume) or deletes more than allowed. Nothing has
+/// been changed when this is called.
+pub fn check_deletes(
+    plan: &Plan,
+    source: &Tree,
+    source_exists: bool,
+    dest_files: u64,
+    max: MaxDelete,
+) -> Result<()> {
+    if plan.delete.is_empty() {
+        return Ok(());
+    }
+    if !source_exists {
+        return Err(fail(
+            Exit::Refused,
+            format!(
+                "refusing to delete {} files: the source does not exist; nothing was changed",
+                plan.delete.len()
+            ),
+        ));
+    }
+    if source.is_empty() {
+        return Err(fail(
+            Exit::Refused,
+            format!(
+                "refusing to delete all {} files: the source is empty (an unmounted volume?); nothing was changed",
+                plan.delete.len()
+            ),
+        ));
+    }
+    let allowed = max.allowed(dest_files);
+    if plan.delete.len() as u64 > allowed {
+        return Err(fail(
+            Exit::Refused,
+            format!(
+                "refusing to delete {} of {dest_files} files, more than --max-delete allows ({allowed}); nothing was changed",
+                plan.delete.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_delete() {
+        assert_eq!(MaxDelete::parse("10%").unwrap().allowed(1000), 100);
+        assert_eq!(MaxDelete::parse("10%").unwrap().allowed(5), 0);
+        assert_eq!(MaxDelete::parse("7").unwrap().allowed(1000), 7);
+        assert!(MaxDelete::parse("ten").is_err());
+        assert!(MaxDelete::parse("150%").is_err());
+    }
+}
