@@ -23,12 +23,36 @@ _bucket__push() {
 
     case "${cmd}" in
         bucket__push)
-            opts="-q -v -h -V --tries --timeout --quiet --verbose --help --version"
+            opts="-q -v -h -V --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-within --dry-run --tries --timeout --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --keep-last)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-hourly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-daily)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-weekly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-monthly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-within)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --tries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -71,7 +71,20 @@ impl Scratch {
     /// A command for one of our tools, run in this directory, with its own
     /// `$TMPDIR` so tests never share sqlite-snap's private directory.
     pub fn tool(&self, name: &str) -> Tool {
-        let mut cmd = Command::new(bin_dir().join(name));
+        self.program(&bin_dir().join(name))
+    }
+
+    /// A command for any program (an example script), with the tools on
+    /// its `PATH` and the same scratch environment as [`Scratch::tool`].
+    pub fn program(&self, program: &Path) -> Tool {
+        let mut cmd = Command::new(program);
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        cmd.env("PATH", path)
+            .env("XDG_CACHE_HOME", self.join(".cache"));
         let tmp = self.join(".tmp");
         std::fs::create_dir_all(&tmp).unwrap();
         cmd.current_dir(self.path())
@@ -91,7 +104,11 @@ impl Scratch {
         Tool {
             cmd,
             stdin: None,
-            name: name.to_string(),
+            name: program
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
         }
     }
 

@@ -26,7 +26,9 @@ Fly.io volume or a new server.",
 bucket-pull /mnt/backups/databases/production -o storage/production.sqlite3 --if-missing\n  \
 bucket-pull b2:my-bucket/databases/production --latest -o /tmp/drill.sqlite3 | sqlite-verify --max-age 26h\n  \
 bucket-pull ./backups/app/20261122T030000Z.sqlite3.zst -o restored.sqlite3\n  \
-bucket-pull s3://my-bucket/databases/production --list\n\n\
+bucket-pull s3://my-bucket/databases/production --list\n  \
+bucket-pull s3://my-bucket/databases/production --at 2026-11-20 -o /tmp/before.sqlite3\n  \
+bucket-pull s3://my-bucket/databases/production --at 2026-11-20T14:30:00Z -o /tmp/before.sqlite3\n\n\
 Exit status: 0 restored (or present, with --if-missing), 1 a check failed, 2 usage, \
 3 no such snapshot, 4 storage unavailable after retries, 5 refused to replace a file."
 )]
@@ -51,8 +53,12 @@ pub struct Args {
     #[arg(long)]
     pub if_missing: bool,
 
+    /// Restore the newest snapshot taken at or before TIME (RFC 3339, or YYYY-MM-DD for the end of that day, UTC)
+    #[arg(long, value_name = "TIME", conflicts_with = "latest")]
+    pub at: Option<String>,
+
     /// Print one `object` record per stored snapshot under each prefix, newest first, and restore nothing
-    #[arg(long, conflicts_with_all = ["output", "force", "if_missing", "latest"])]
+    #[arg(long, conflicts_with_all = ["output", "force", "if_missing", "latest", "at"])]
     pub list: bool,
 
     /// Retries and timeouts.

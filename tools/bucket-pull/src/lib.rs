@@ -19,6 +19,7 @@ use sqlkeep_common::input::{Input, inputs};
 use sqlkeep_common::log::Log;
 use sqlkeep_common::record::{Output, Record};
 use sqlkeep_common::store::{Kind, Transfer};
+use sqlkeep_common::time::Timestamp;
 use sqlkeep_common::units::{human_bytes, human_duration};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ pub fn run(args: Args) -> Result<Exit> {
         ));
     }
     let transfer = args.remote_args.transfer()?;
+    let at = args.at.as_deref().map(source::parse_at).transpose()?;
     let mut out = Output::stdout();
     let mut tally = Tally::default();
     let mut targets: HashSet<PathBuf> = HashSet::new();
@@ -65,7 +67,7 @@ pub fn run(args: Args) -> Result<Exit> {
             }
             continue;
         }
-        match pull_one(&input, &args, transfer, &mut targets, &log) {
+        match pull_one(&input, &args, at, transfer, &mut targets, &log) {
             Ok(Some(record)) => out.emit(&record)?,
             Ok(None) => {}
             Err(err) => {
@@ -81,12 +83,22 @@ pub fn run(args: Args) -> Result<Exit> {
 fn pull_one(
     input: &Input,
     args: &Args,
+    at: Option<Timestamp>,
     transfer: Transfer,
     targets: &mut HashSet<PathBuf>,
     log: &Log,
 ) -> Result<Option<Record>> {
     let started = Instant::now();
-    let plan = source::resolve(input, transfer)?;
+    let plan = match (at, input) {
+        (Some(at), Input::Plain(text)) => source::at_time(text, at, transfer)?,
+        (Some(_), Input::Record(_)) => {
+            return Err(fail(
+                Exit::Usage,
+                "--at takes a database prefix, not a record",
+            ));
+        }
+        (None, _) => source::resolve(input, transfer)?,
+    };
     let target = target_path(args.output.as_deref(), &plan.file_name())?;
     if !targets.insert(target.clone()) {
         return Err(fail(

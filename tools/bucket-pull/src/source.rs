@@ -12,6 +12,7 @@ use sqlkeep_common::input::Input;
 use sqlkeep_common::layout;
 use sqlkeep_common::record::Record;
 use sqlkeep_common::store::{self, Store, Transfer};
+use sqlkeep_common::time::Timestamp;
 
 /// One object to restore.
 pub struct Plan {
@@ -200,6 +201,53 @@ fn plain_object(address: &Address, transfer: Transfer) -> Result<Option<Plan>> {
 /// bucket is): for a manifest or `latest.json`, a question answered "no".
 fn is_missing_object(e: &anyhow::Error) -> bool {
     exit_of(e) == Exit::NotFound && !store::is_no_such_bucket(e)
+}
+
+/// The newest snapshot under a database prefix taken at or before `at`:
+/// one listing, then the object's manifest.
+pub fn at_time(text: &str, at: Timestamp, transfer: Transfer) -> Result<Plan> {
+    let address = Address::parse(text)?;
+    let store = store::open_with(&address, transfer)?;
+    let listed = crate::list::snapshots(store.as_ref())?;
+    let Some(chosen) = listed.into_iter().find(|l| l.taken_at <= at) else {
+        return Err(fail(
+            Exit::NotFound,
+            format!(
+                "no snapshot under {address} taken at or before {}",
+                at.rfc3339()
+            ),
+        ));
+    };
+    let manifest = fetch_manifest(store.as_ref(), &layout::manifest_name(chosen.taken_at))
+        .or_else(|e| {
+            if is_missing_object(&e) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        })?;
+    let db = name_of(manifest.as_ref(), &address, &chosen.key);
+    Ok(Plan {
+        store,
+        key: chosen.key,
+        manifest,
+        db,
+    })
+}
+
+/// Reads a `--at` time: RFC 3339, or a date meaning the end of that day
+/// (UTC), so that `--at 2026-11-20` includes that day's snapshots.
+pub fn parse_at(text: &str) -> Result<Timestamp> {
+    if let Ok(t) = Timestamp::parse_rfc3339(text) {
+        return Ok(t);
+    }
+    let day = Timestamp::parse_date(text).map_err(|_| {
+        fail(
+            Exit::Usage,
+            format!("bad --at {text:?}: expected RFC 3339 (2026-11-20T14:30:00Z) or YYYY-MM-DD"),
+        )
+    })?;
+    Ok(Timestamp::from_unix(day.unix() + 86_399))
 }
 
 /// Reads and parses a manifest.

@@ -18,12 +18,18 @@ Inputs are the FILE arguments, or else stdin lines: `snapshot` records from sqli
 or plain paths. A path named like a snapshot (<db>-<stamp>.sqlite3.zst) is stored as one; \
 any other file is stored as <name> with a manifest <name>.json carrying its SHA-256.\n\n\
 The file's SHA-256 is checked against its record while it is copied; a mismatch stores \
-nothing. A snapshot that sqlite-snap wrote to its private temporary directory \
+nothing.\n\n\
+With --keep-* flags, each successful upload is followed by pruning that database's \
+snapshots, restic-style on UTC calendar boundaries: one listing, then one DELETE per file \
+(a snapshot's manifest before its object). The union of the rules is kept, and the newest \
+snapshot and the one just uploaded are never deleted. Without --keep-* flags nothing is \
+ever listed or deleted. A snapshot that sqlite-snap wrote to its private temporary directory \
 (\"temporary\": true) is deleted once it is stored.\n\n\
 REMOTE is a directory (./backups, /mnt/nas/db, file:///mnt/nas/db), s3://bucket/prefix, \
 or name:bucket/prefix.",
     after_help = "Examples:\n  \
 sqlite-snap storage/production.sqlite3 | bucket-push /mnt/backups/databases\n  \
+sqlite-snap storage/ | bucket-push --keep-daily 7 --keep-weekly 4 --keep-monthly 6 s3://bkt/databases\n  \
 bucket-push ./backups app-20261122T030000Z.sqlite3.zst\n\n\
 Exit status: 0 all stored, 1 a file failed (checksum, I/O), 2 usage or bad remote, \
 3 input file not found, 4 storage unavailable after retries."
@@ -36,6 +42,34 @@ pub struct Args {
     /// Files to store (default: records or paths from stdin)
     #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub files: Vec<String>,
+
+    /// After storing, keep the newest N snapshots of the database (with the other --keep rules: their union)
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_last: Option<u32>,
+
+    /// Keep the newest snapshot of each of the last N hours
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_hourly: Option<u32>,
+
+    /// Keep the newest snapshot of each of the last N days (UTC)
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_daily: Option<u32>,
+
+    /// Keep the newest snapshot of each of the last N ISO weeks
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_weekly: Option<u32>,
+
+    /// Keep the newest snapshot of each of the last N months
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_monthly: Option<u32>,
+
+    /// Keep every snapshot taken within DURATION of the newest (e.g. 48h, 14d)
+    #[arg(long, value_name = "DURATION", help_heading = "Retention")]
+    pub keep_within: Option<String>,
+
+    /// Store nothing and delete nothing: print what would be stored and pruned
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// Retries and timeouts.
     #[command(flatten)]

@@ -6,20 +6,23 @@
 //! temporary snapshot it came from.
 
 pub mod cli;
+pub mod prune;
 pub mod push;
+pub mod retention;
 
 use anyhow::Result;
 use clap::CommandFactory;
 use cli::Args;
 use push::Upload;
+use retention::Policy;
 use sqlkeep_common::address::Address;
-use sqlkeep_common::exit::{Exit, Tally, exit_of};
+use sqlkeep_common::exit::{Exit, Tally, exit_of, fail};
 use sqlkeep_common::input::inputs;
 use sqlkeep_common::log::Log;
 use sqlkeep_common::private_dir::private_dir;
 use sqlkeep_common::record::{Output, Record};
 use sqlkeep_common::store::{self, Store};
-use sqlkeep_common::time::Timestamp;
+use sqlkeep_common::time::{Timestamp, parse_duration};
 use sqlkeep_common::units::{human_bytes, human_duration};
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,10 +33,20 @@ pub fn command() -> clap::Command {
     Args::command()
 }
 
+/// What every input of a run shares.
+struct Settings {
+    policy: Policy,
+    dry_run: bool,
+}
+
 /// Runs `bucket-push`.
 pub fn run(args: Args) -> Result<Exit> {
     let log = Log::new("bucket-push", args.log.level());
     let remote = Address::parse(&args.remote)?;
+    let settings = Settings {
+        policy: policy(&args)?,
+        dry_run: args.dry_run,
+    };
     let store = store::open_with(&remote, args.remote_args.transfer()?)?;
     let mut out = Output::stdout();
     let mut tally = Tally::default();
@@ -49,8 +62,14 @@ pub fn run(args: Args) -> Result<Exit> {
             }
         };
         let label = input.label();
-        match push_one(store.as_ref(), &input, &mut newest, &log) {
-            Ok(record) => out.emit(&record)?,
+        match push_one(store.as_ref(), &input, &settings, &mut newest, &log) {
+            Ok((record, problem)) => {
+                out.emit(&record)?;
+                if let Some(err) = problem {
+                    log.error(&label, &err);
+                    tally.fail(exit_of(&err));
+                }
+            }
             Err(err) => {
                 log.error(&label, &err);
                 tally.fail(exit_of(&err));
@@ -60,16 +79,40 @@ pub fn run(args: Args) -> Result<Exit> {
     Ok(tally.exit())
 }
 
-/// Stores one input and returns its `object` record.
+/// The retention policy the --keep-* flags ask for.
+fn policy(args: &Args) -> Result<Policy> {
+    let within = args
+        .keep_within
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| fail(Exit::Usage, format!("bad --keep-within: {e:#}")))?;
+    Ok(Policy {
+        last: args.keep_last.unwrap_or(0),
+        hourly: args.keep_hourly.unwrap_or(0),
+        daily: args.keep_daily.unwrap_or(0),
+        weekly: args.keep_weekly.unwrap_or(0),
+        monthly: args.keep_monthly.unwrap_or(0),
+        within,
+    })
+}
+
+/// Stores one input (then prunes its database, when asked) and returns
+/// its `object` record, with a pruning failure apart: the upload itself
+/// succeeded and is reported as such.
 fn push_one(
     store: &dyn Store,
     input: &sqlkeep_common::input::Input,
+    settings: &Settings,
     newest: &mut HashMap<String, Timestamp>,
     log: &Log,
-) -> Result<Record> {
+) -> Result<(Record, Option<anyhow::Error>)> {
     let started = Instant::now();
     let before = store.requests().snapshot();
     let upload = push::classify(input)?;
+    if settings.dry_run {
+        return dry_run(store, &upload, input, settings, log).map(|r| (r, None));
+    }
     let update_latest = match &upload {
         Upload::Snapshot { db, taken_at, .. } => {
             let newer_seen = newest.get(db).is_some_and(|seen| seen > taken_at);
@@ -96,14 +139,85 @@ fn push_one(
         record.remove("path");
         record.remove("temporary");
     }
+    let mut problem = None;
+    let mut pruned_note = String::new();
+    if let (Upload::Snapshot { db, taken_at, .. }, false) = (&upload, settings.policy.is_empty()) {
+        match prune::prune(store, db, &settings.policy, *taken_at, None, false) {
+            Ok(pruned) => {
+                pruned_note = format!(
+                    ", kept {}, deleted {}",
+                    pruned.kept.len(),
+                    pruned.deleted.len()
+                );
+                record.set("retention", pruned.to_json(false));
+            }
+            Err(err) => {
+                record.set(
+                    "retention",
+                    serde_json::json!({"error": format!("{err:#}")}),
+                );
+                problem = Some(err.context("retention"));
+            }
+        }
+    }
     record.set("requests", store.requests().since(&before));
     log.ok(
         &format!("{} → {}", input.label(), stored.url),
         &format!(
-            "{}, {}",
+            "{}, {}{pruned_note}",
             human_bytes(stored.bytes),
             human_duration(started.elapsed())
         ),
+    );
+    Ok((record, problem))
+}
+
+/// `--dry-run`: the record of what would be stored, and what pruning would
+/// delete (which takes the one listing).
+fn dry_run(
+    store: &dyn Store,
+    upload: &Upload,
+    input: &sqlkeep_common::input::Input,
+    settings: &Settings,
+    log: &Log,
+) -> Result<Record> {
+    let before = store.requests().snapshot();
+    let path = match upload {
+        Upload::Snapshot { path, .. } | Upload::Plain { path, .. } => path,
+    };
+    if !path.is_file() {
+        return Err(fail(
+            Exit::NotFound,
+            format!("{}: no such file", path.display()),
+        ));
+    }
+    let (key, _) = push::keys(upload);
+    let mut record = Record::new("object");
+    record.set("url", store.url(&key)).set("dry_run", true);
+    if let Some(incoming) = input.record() {
+        record.carry(incoming);
+    }
+    let mut note = String::new();
+    if let (Upload::Snapshot { db, taken_at, .. }, false) = (upload, settings.policy.is_empty()) {
+        let pruned = prune::prune(
+            store,
+            db,
+            &settings.policy,
+            *taken_at,
+            Some(*taken_at),
+            true,
+        )?;
+        note = format!(
+            ", would keep {}, delete {}",
+            pruned.kept.len(),
+            pruned.deleted.len()
+        );
+        record.set("retention", pruned.to_json(true));
+    }
+    record.set("requests", store.requests().since(&before));
+    log.ok(
+        &format!("{} → {}", input.label(), store.url(&key)),
+        &format!("dry run: would store{note}"),
     );
     Ok(record)
 }

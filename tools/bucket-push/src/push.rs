@@ -99,6 +99,22 @@ pub fn classify(input: &Input) -> Result<Upload> {
     })
 }
 
+/// Where an upload goes: the object's key and its manifest's key.
+pub fn keys(upload: &Upload) -> (String, String) {
+    match upload {
+        Upload::Snapshot {
+            db,
+            taken_at,
+            compressed,
+            ..
+        } => (
+            format!("{db}/{}", layout::object_name(*taken_at, *compressed)),
+            format!("{db}/{}", layout::manifest_name(*taken_at)),
+        ),
+        Upload::Plain { name, .. } => (name.clone(), format!("{name}.json")),
+    }
+}
+
 /// The outcome of storing one file.
 #[derive(Debug)]
 pub struct Stored {
@@ -114,22 +130,10 @@ pub struct Stored {
 /// `update_latest` is false (a newer snapshot of the same database was
 /// already stored in this run).
 pub fn store(store: &dyn Store, upload: &Upload, update_latest: bool) -> Result<Stored> {
-    let (path, key, manifest_key, incoming) = match upload {
-        Upload::Snapshot {
-            path,
-            db,
-            taken_at,
-            compressed,
-            record,
-        } => (
-            path,
-            format!("{db}/{}", layout::object_name(*taken_at, *compressed)),
-            format!("{db}/{}", layout::manifest_name(*taken_at)),
-            Some(record),
-        ),
-        Upload::Plain { path, name, record } => {
-            (path, name.clone(), format!("{name}.json"), record.as_ref())
-        }
+    let (key, manifest_key) = keys(upload);
+    let (path, incoming) = match upload {
+        Upload::Snapshot { path, record, .. } => (path, Some(record)),
+        Upload::Plain { path, record, .. } => (path, record.as_ref()),
     };
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,

@@ -1,0 +1,268 @@
+//! The copy-paste operations in examples/, run as an operator would, against
+//! a local directory remote and against real S3: backups, the restore
+//! drill (with its dead-man's-switch ping), and a disaster recovered by the
+//! container entrypoint.
+
+use crate::s3server::{BUCKET, S3Server};
+use crate::support::{Run, Scratch, count, list_files, make_db, sha256_file};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// An example script's path.
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+/// A health-check endpoint on loopback that counts its pings.
+struct Pings {
+    url: String,
+    count: Arc<AtomicUsize>,
+}
+
+impl Pings {
+    fn start() -> Pings {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/ping", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&count);
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                // Counted before answering, so the script cannot finish first.
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK",
+                );
+            }
+        });
+        Pings { url, count }
+    }
+
+    fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+/// An app's storage directory: two databases worth a backup, a cache that
+/// is not, and a few uploads.
+fn app_storage(s: &Scratch) -> Vec<String> {
+    let storage = s.join("storage");
+    std::fs::create_dir_all(&storage).unwrap();
+    make_db(&storage.join("production.sqlite3"), 60, true);
+    make_db(&storage.join("production_queue.sqlite3"), 25, true);
+    make_db(&storage.join("production_cache.sqlite3"), 5, true);
+    let uploads: Vec<String> = (0..12)
+        .map(|i| format!("q{}/w{}/upload{i}key", i % 3, i % 2))
+        .collect();
+    for rel in &uploads {
+        let path = storage.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("uploaded file {rel}").repeat(50)).unwrap();
+    }
+    uploads
+}
+
+/// Runs an example script with variables.
+fn run(
+    s: &Scratch,
+    name: &str,
+    vars: &[(&str, &str)],
+    env: &[(String, String)],
+    args: &[&str],
+) -> Run {
+    let mut tool = s.program(&example(name)).envs(env).args(args);
+    for (k, v) in vars {
+        tool = tool.env(k, v);
+    }
+    tool.run()
+}
+
+/// The whole routine against one remote base (`backups` or an s3:// URL).
+fn routine(s: &Scratch, base: &str, env: &[(String, String)]) {
+    let uploads = app_storage(s);
+    let pings = Pings::start();
+    let databases = format!("{base}/databases");
+    let files = format!("{base}/files");
+    let originals: Vec<(i64, String)> = ["production", "production_queue"]
+        .iter()
+        .map(|db| {
+            (
+                count(&s.join(&format!("storage/{db}.sqlite3")), "users"),
+                "users".to_string(),
+            )
+        })
+        .collect();
+
+    let backup = run(
+        s,
+        "backup-databases",
+        &[
+            ("DATABASES", "storage"),
+            ("REMOTE", &databases),
+            ("RECORDS", "records.jsonl"),
+            ("HEALTHCHECK_URL", &pings.url),
+        ],
+        env,
+        &[],
+    )
+    .success()
+    .stderr_has("backup-databases OK storage → ");
+    assert_eq!(pings.count(), 1, "the backup pinged its health check");
+    let records = std::fs::read_to_string(s.join("records.jsonl")).unwrap();
+    let dbs: Vec<String> = records
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["db"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        dbs,
+        ["production", "production_queue"],
+        "the cache database is excluded"
+    );
+    assert!(
+        records.contains("\"retention\""),
+        "the default retention ran"
+    );
+    assert_eq!(backup.stdout(), "");
+
+    run(
+        s,
+        "backup-storage",
+        &[("STORAGE", "storage"), ("REMOTE", &files)],
+        env,
+        &[],
+    )
+    .success();
+
+    let drill_vars = [
+        ("REMOTE", databases.as_str()),
+        ("DATABASES", "production production_queue"),
+        ("MAX_AGE", "1h"),
+        ("EXPECT_TABLES", "users posts"),
+        ("HEALTHCHECK_URL", pings.url.as_str()),
+    ];
+    run(s, "restore-drill", &drill_vars, env, &[])
+        .success()
+        .stderr_has("restore-drill OK");
+    assert_eq!(pings.count(), 2);
+    // A drill against a database that was never backed up fails, loudly,
+    // and does not ping.
+    let mut missing = drill_vars;
+    missing[1] = ("DATABASES", "production nonexistent");
+    run(s, "restore-drill", &missing, env, &[])
+        .expect_code(1)
+        .stderr_has("drill failed for: nonexistent");
+    assert_eq!(pings.count(), 2, "a failed drill pinged");
+
+    // The disaster: the volume is gone, databases, directory and uploads.
+    std::fs::remove_dir_all(s.join("storage")).unwrap();
+    let boot = run(
+        s,
+        "docker-entrypoint",
+        &[
+            ("REMOTE", &databases),
+            ("DATABASES_DIR", "storage"),
+            ("DATABASES", "production production_queue"),
+            ("FILES_REMOTE", &files),
+        ],
+        env,
+        &[
+            "sh",
+            "-c",
+            "echo booted with $(ls storage/*.sqlite3 | wc -l) databases",
+        ],
+    )
+    .success();
+    assert_eq!(boot.stdout().trim(), "booted with 2 databases");
+    for (db, (rows, table)) in ["production", "production_queue"].iter().zip(&originals) {
+        assert_eq!(
+            count(&s.join(&format!("storage/{db}.sqlite3")), table),
+            *rows,
+            "{db} is back"
+        );
+    }
+    for rel in &uploads {
+        assert_eq!(
+            std::fs::read_to_string(s.join("storage").join(rel)).unwrap(),
+            format!("uploaded file {rel}").repeat(50)
+        );
+    }
+    assert!(!s.join("storage/production_cache.sqlite3").exists());
+
+    // A second boot leaves the (now live) databases alone.
+    let before = sha256_file(&s.join("storage/production.sqlite3"));
+    run(
+        s,
+        "docker-entrypoint",
+        &[("REMOTE", &databases), ("DATABASES_DIR", "storage")],
+        env,
+        &["true"],
+    )
+    .success();
+    assert_eq!(sha256_file(&s.join("storage/production.sqlite3")), before);
+    // The first deploy: no backup yet, the app boots anyway.
+    run(
+        s,
+        "docker-entrypoint",
+        &[
+            ("REMOTE", &format!("{base}/fresh")),
+            ("DATABASES_DIR", "fresh"),
+            ("DATABASES", "production"),
+        ],
+        env,
+        &["true"],
+    )
+    .success()
+    .stderr_has("no backup under");
+}
+
+#[test]
+fn examples_against_a_local_directory() {
+    let s = Scratch::new();
+    routine(&s, "backups", &[]);
+    assert!(
+        list_files(&s.join("backups/databases/production"))
+            .iter()
+            .any(|f| f.ends_with(".sqlite3.zst"))
+    );
+}
+
+#[test]
+fn examples_against_s3() {
+    let s = Scratch::new();
+    let server = S3Server::start_for_trees(s.path());
+    let env = S3Server::aws_env(&server.endpoint);
+    routine(&s, &format!("s3://{BUCKET}"), &env);
+    assert!(server.path("databases/production/latest.json").is_file());
+}
+
+/// An unreachable remote at boot is not "no backup": the entrypoint
+/// refuses to start the app on an empty database.
+#[test]
+fn entrypoint_refuses_to_boot_when_the_restore_fails() {
+    let s = Scratch::new();
+    let env = S3Server::aws_env("http://127.0.0.1:9");
+    let run = run(
+        &s,
+        "docker-entrypoint",
+        &[
+            ("REMOTE", &format!("s3://{BUCKET}/databases")),
+            ("DATABASES_DIR", "storage"),
+        ],
+        &env,
+        &["sh", "-c", "echo booted"],
+    );
+    assert_eq!(run.code(), 4, "unavailable, try again: {}", run.stderr());
+    assert!(run.stdout().is_empty(), "the app started");
+    assert!(run.stderr().contains("restore failed"), "{}", run.stderr());
+}
