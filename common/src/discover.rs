@@ -35,6 +35,17 @@ pub fn excludes(patterns: &[String]) -> Result<GlobSet> {
         .map_err(|e| fail(Exit::Usage, format!("bad --exclude: {e}")))
 }
 
+/// The databases an input item stands for; on failure, the label to name
+/// in the error line (empty for an unreadable stdin line, whose error
+/// already says which).
+pub fn expand(
+    item: Result<Input>,
+    excludes: &GlobSet,
+) -> std::result::Result<Vec<Target>, (String, anyhow::Error)> {
+    let input = item.map_err(|err| (String::new(), err))?;
+    targets(&input, excludes).map_err(|err| (input.label(), err))
+}
+
 /// The databases one input stands for.
 pub fn targets(input: &Input, excludes: &GlobSet) -> Result<Vec<Target>> {
     let text = input

@@ -118,6 +118,13 @@ impl Tally {
         self.failures.push(exit);
     }
 
+    /// Logs a failed item's error as one ERROR line and counts it: what
+    /// every tool does when an item fails and the run goes on.
+    pub fn report(&mut self, log: &crate::log::Log, subject: &str, err: &anyhow::Error) {
+        log.error(subject, err);
+        self.fail(exit_of(err));
+    }
+
     /// How many items failed so far.
     pub fn failed(&self) -> usize {
         self.failures.len()

@@ -4,7 +4,7 @@
 //! [`AtomicFile`], so a reader of the directory sees a complete object or
 //! none, exactly as with an object store.
 
-use super::{Kind, ObjectInfo, Requests, Store};
+use super::{Kind, ObjectInfo, Requests, Store, check_body};
 use crate::atomic::{AtomicFile, is_temp_name, sync_dir};
 use crate::digest::{Digest, HashReader};
 use crate::exit::{Exit, fail};
@@ -81,26 +81,10 @@ impl Store for LocalStore {
         self.make_parents(&dest)?;
         let mut file = AtomicFile::create(&dest, OBJECT_MODE)?;
         let mut reader = HashReader::new(body);
-        let copied = std::io::copy(&mut reader, file.file())
+        std::io::copy(&mut reader, file.file())
             .with_context(|| format!("writing {}", dest.display()))?;
         let digest = reader.finish();
-        if copied != len {
-            return Err(fail(
-                Exit::Failed,
-                format!("source changed while copying: expected {len} bytes, read {copied}"),
-            ));
-        }
-        if let Some(expected) = sha256
-            && digest.sha256 != expected
-        {
-            return Err(fail(
-                Exit::Failed,
-                format!(
-                    "checksum mismatch: the file's SHA-256 is {}, its record says {expected}",
-                    digest.sha256
-                ),
-            ));
-        }
+        check_body(&digest, len, sha256)?;
         self.requests.count(Kind::Put);
         file.commit()?;
         Ok(digest)

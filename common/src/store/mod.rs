@@ -18,6 +18,7 @@ pub use s3::{S3Store, Transfer, part_size};
 
 use crate::address::Address;
 use crate::digest::Digest;
+use crate::exit::{Exit, fail};
 use crate::time::Timestamp;
 use anyhow::Result;
 use std::io::{Read, Write};
@@ -124,6 +125,32 @@ impl RemoteArgs {
             request_timeout: std::time::Duration::from_secs(secs as u64),
         })
     }
+}
+
+/// Checks a body read for upload against its expected size and SHA-256,
+/// before anything becomes visible.
+pub(crate) fn check_body(digest: &Digest, len: u64, sha256: Option<&str>) -> Result<()> {
+    if digest.bytes != len {
+        return Err(fail(
+            Exit::Failed,
+            format!(
+                "source changed while it was stored: expected {len} bytes, read {}",
+                digest.bytes
+            ),
+        ));
+    }
+    if let Some(expected) = sha256
+        && digest.sha256 != expected
+    {
+        return Err(fail(
+            Exit::Failed,
+            format!(
+                "checksum mismatch: the file's SHA-256 is {}, its record says {expected}",
+                digest.sha256
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Opens the store an address names, rooted at that address, with

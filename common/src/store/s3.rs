@@ -21,7 +21,7 @@
 use super::retry::{Fault, Retry};
 use super::s3_config::S3Config;
 use super::s3_part::{Signer, upload_part};
-use super::{Kind, ObjectInfo, Requests, Store};
+use super::{Kind, ObjectInfo, Requests, Store, check_body};
 use crate::digest::{Digest, hex};
 use crate::exit::{Exit, fail};
 use crate::time::Timestamp;
@@ -446,32 +446,6 @@ impl Store for S3Store {
     fn requests(&self) -> &Requests {
         &self.requests
     }
-}
-
-/// Checks a body read for upload against its expected size and SHA-256,
-/// before anything becomes visible.
-fn check_body(digest: &Digest, len: u64, sha256: Option<&str>) -> anyhow::Result<()> {
-    if digest.bytes != len {
-        return Err(fail(
-            Exit::Failed,
-            format!(
-                "source changed while uploading: expected {len} bytes, read {}",
-                digest.bytes
-            ),
-        ));
-    }
-    if let Some(expected) = sha256
-        && digest.sha256 != expected
-    {
-        return Err(fail(
-            Exit::Failed,
-            format!(
-                "checksum mismatch: the file's SHA-256 is {}, its record says {expected}",
-                digest.sha256
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// A sink that remembers whether it was the sink itself that failed (a

@@ -14,7 +14,7 @@ use anyhow::Result;
 use clap::CommandFactory;
 use cli::Args;
 use restore::Decision;
-use sqlkeep_common::exit::{Exit, Tally, exit_of, fail};
+use sqlkeep_common::exit::{Exit, Tally, fail};
 use sqlkeep_common::input::{Input, inputs};
 use sqlkeep_common::log::Log;
 use sqlkeep_common::record::{Output, Record};
@@ -48,8 +48,7 @@ pub fn run(args: Args) -> Result<Exit> {
         let input = match item {
             Ok(input) => input,
             Err(err) => {
-                log.error("", &err);
-                tally.fail(exit_of(&err));
+                tally.report(&log, "", &err);
                 continue;
             }
         };
@@ -61,8 +60,7 @@ pub fn run(args: Args) -> Result<Exit> {
                     }
                 }
                 Err(err) => {
-                    log.error(&input.label(), &err);
-                    tally.fail(exit_of(&err));
+                    tally.report(&log, &input.label(), &err);
                 }
             }
             continue;
@@ -71,8 +69,7 @@ pub fn run(args: Args) -> Result<Exit> {
             Ok(Some(record)) => out.emit(&record)?,
             Ok(None) => {}
             Err(err) => {
-                log.error(&input.label(), &err);
-                tally.fail(exit_of(&err));
+                tally.report(&log, &input.label(), &err);
             }
         }
     }

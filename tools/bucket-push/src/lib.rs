@@ -16,7 +16,7 @@ use cli::Args;
 use push::Upload;
 use retention::Policy;
 use sqlkeep_common::address::Address;
-use sqlkeep_common::exit::{Exit, Tally, exit_of, fail};
+use sqlkeep_common::exit::{Exit, Tally, fail};
 use sqlkeep_common::input::inputs;
 use sqlkeep_common::log::Log;
 use sqlkeep_common::private_dir::private_dir;
@@ -56,8 +56,7 @@ pub fn run(args: Args) -> Result<Exit> {
         let input = match item {
             Ok(input) => input,
             Err(err) => {
-                log.error("", &err);
-                tally.fail(exit_of(&err));
+                tally.report(&log, "", &err);
                 continue;
             }
         };
@@ -66,13 +65,11 @@ pub fn run(args: Args) -> Result<Exit> {
             Ok((record, problem)) => {
                 out.emit(&record)?;
                 if let Some(err) = problem {
-                    log.error(&label, &err);
-                    tally.fail(exit_of(&err));
+                    tally.report(&log, &label, &err);
                 }
             }
             Err(err) => {
-                log.error(&label, &err);
-                tally.fail(exit_of(&err));
+                tally.report(&log, &label, &err);
             }
         }
     }

@@ -83,15 +83,10 @@ pub fn run(args: Args) -> Result<Exit> {
     let mut out = Output::stdout();
     let mut tally = Tally::default();
     for item in inputs(&args.inputs, "databases")? {
-        let (label, targets) = match item {
-            Ok(input) => (input.label(), discover::targets(&input, &excludes)),
-            Err(err) => (String::new(), Err(err)),
-        };
-        let targets = match targets {
+        let targets = match discover::expand(item, &excludes) {
             Ok(targets) => targets,
-            Err(err) => {
-                log.error(&label, &err);
-                tally.fail(exit_of(&err));
+            Err((label, err)) => {
+                tally.report(&log, &label, &err);
                 continue;
             }
         };
@@ -107,8 +102,7 @@ pub fn run(args: Args) -> Result<Exit> {
                     out.emit(&record)?;
                 }
                 Err(err) => {
-                    log.error(&target.label, &err);
-                    tally.fail(exit_of(&err));
+                    tally.report(&log, &target.label, &err);
                 }
             }
         }

@@ -17,7 +17,7 @@ use clap::CommandFactory;
 use cli::{Args, Method};
 use sink::{Compression, Sink};
 use sqlkeep_common::discover::{self, Target};
-use sqlkeep_common::exit::{Exit, Tally, exit_of, fail};
+use sqlkeep_common::exit::{Exit, Tally, fail};
 use sqlkeep_common::input::inputs;
 use sqlkeep_common::layout;
 use sqlkeep_common::log::Log;
@@ -71,18 +71,10 @@ pub fn run(args: Args) -> Result<Exit> {
     let mut tally = Tally::default();
     let mut written: HashSet<PathBuf> = HashSet::new();
     for item in inputs(&args.inputs, "databases")? {
-        let (label, targets) = match item {
-            Ok(input) => {
-                let label = input.label();
-                (label, discover::targets(&input, &excludes))
-            }
-            Err(err) => (String::new(), Err(err)),
-        };
-        let targets = match targets {
+        let targets = match discover::expand(item, &excludes) {
             Ok(targets) => targets,
-            Err(err) => {
-                log.error(&label, &err);
-                tally.fail(exit_of(&err));
+            Err((label, err)) => {
+                tally.report(&log, &label, &err);
                 continue;
             }
         };
@@ -90,8 +82,7 @@ pub fn run(args: Args) -> Result<Exit> {
             match snapshot(&target, &settings, &mut written, &log) {
                 Ok(record) => out.emit(&record)?,
                 Err(err) => {
-                    log.error(&target.label, &err);
-                    tally.fail(exit_of(&err));
+                    tally.report(&log, &target.label, &err);
                 }
             }
         }
