@@ -74,30 +74,20 @@ import random
 import shutil
 import sqlite3
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from benchlib import common_args, run_main, MiB, Runner, cpu_model, die, first_line, log, nproc
 
 GENERATOR_VERSION = 1
 MARKER_KEY = "sqlkeep_bench"
 SEED = 20240611
 PAGE_SIZE = 4096  # SQLite's (and Rails') default
-MiB = 1024 * 1024
 
 REFERENCE = "vacuum-into+zstd"
 TARGET_METHOD = "snap-pages"
 TIME_TARGET = 0.5
 RSS_TARGET_MIB = 64
-
-
-def die(msg: str, code: int = 2) -> None:
-    print(f"snapshot.py: {msg}", file=sys.stderr)
-    sys.exit(code)
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -485,120 +475,11 @@ METHODS = [
 BY_NAME = {m.name: m for m in METHODS}
 
 
-# Peak RSS must be measured one process removed from this script: on Linux a
-# child's ru_maxrss includes the high-water mark of the memory it had before
-# exec(2), i.e. a copy of its parent's (here ~60 MiB once the text pool is
-# built), so wait4(2) on a direct child reports the parent's size, not the
-# command's. A small launcher that forks the command and reports that
-# grandchild's rusage avoids it: GNU time (floor ~1 MiB) when installed, else
-# a minimal Python launcher (floor ~6 MiB). The floor is printed with the table.
-PY_LAUNCHER = r"""
-import os, sys, time
-report, argv = sys.argv[1], sys.argv[2:]
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as e:
-        os.write(2, f"{argv[0]}: {e}\n".encode())
-    os._exit(127)
-_, status, ru = os.wait4(pid, 0)
-secs = time.perf_counter() - t0
-with open(report, "w") as f:
-    f.write(f"{ru.ru_maxrss} {secs}\n")
-code = os.waitstatus_to_exitcode(status)
-sys.exit(code if code >= 0 else 128 - code)
-"""
-
-
-def _gnu_time() -> str | None:
-    """/usr/bin/time if it is GNU time 1.8 or later (1.7 reports RSS 4x too high)."""
-    path = shutil.which("time", path="/usr/bin:/bin:/usr/local/bin")
-    if not path:
-        return None
-    first = _first_line([path, "--version"])
-    return path if "GNU" in first and "1.7" not in first else None
-
-
-class Runner:
-    """Runs one command at a time through the launcher: wall seconds, peak RSS
-    (KiB) of that command alone, and its stdout."""
-
-    def __init__(self, env: dict, log_dir: Path, launcher: str):
-        self.env = env
-        self.log_dir = log_dir
-        self.gnu_time = _gnu_time() if launcher != "python" else None
-        if launcher == "time" and not self.gnu_time:
-            die("--launcher time: GNU time (1.8 or later) is not at /usr/bin/time")
-        self.kind = f"{self.gnu_time} -f %M" if self.gnu_time else "a Python fork/exec/wait4 launcher"
-        self.floor_kib = self.run(["true"])[1]
-
-    def run(self, argv: list[str]) -> tuple[float, int, str]:
-        d = self.log_dir
-        report = d / "rusage"
-        report.unlink(missing_ok=True)
-        if self.gnu_time:
-            cmd = [self.gnu_time, "-f", "%M", "-o", str(report), *argv]
-        else:
-            cmd = [sys.executable, "-S", "-I", "-c", PY_LAUNCHER, str(report), *argv]
-        with open(d / "stdout", "w+b") as out, open(d / "stderr", "w+b") as err:
-            t0 = time.perf_counter()
-            code = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                  env=self.env).returncode
-            secs = time.perf_counter() - t0
-            out.seek(0)
-            err.seek(0)
-            stdout = out.read().decode(errors="replace")
-            stderr = err.read().decode(errors="replace")
-        if code != 0:
-            die(f"command failed (exit {code}): {' '.join(argv)}\n{stderr.strip()}", 1)
-        try:
-            fields = report.read_text().split()
-            if self.gnu_time:
-                kib = int(fields[-1])  # GNU time's own wall clock has 10 ms resolution: ours is used
-            else:
-                kib, secs = int(fields[0]), float(fields[1])  # the launcher's start-up excluded
-        except (OSError, ValueError, IndexError):
-            die(f"could not read the peak RSS of: {' '.join(argv)}", 1)
-        return secs, kib, stdout
-
-
 def clean(out_dir: Path) -> None:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     os.sync()
-
-
-# --------------------------------------------------------------------------
-# Machine facts
-# --------------------------------------------------------------------------
-
-
-def _first_line(argv: list[str]) -> str:
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-        return (r.stdout or r.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.SubprocessError):
-        return "?"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
-
-
-def nproc() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 0
 
 
 # --------------------------------------------------------------------------
@@ -616,16 +497,10 @@ def main() -> int:
     ap.add_argument("--size-mb", type=int, default=200, help="database size in MiB (default 200)")
     ap.add_argument("--db", type=Path, help="database path (default bench/data/rails-<SIZE>mb.sqlite3)")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per method; the median is reported (default 5)")
-    ap.add_argument("--bin-dir", type=Path, default=here.parent / "target" / "release",
-                    help="where sqlite-snap is (default ../target/release from this script)")
-    ap.add_argument("--keep", action=argparse.BooleanOptionalAction, default=True,
-                    help="keep the generated database for the next run (default: keep)")
+    common_args(ap, here, "sqlite-snap is", "database", rclone=False)
     ap.add_argument("--only", help="comma-separated methods to run (default: all)")
     ap.add_argument("--use-existing", action="store_true",
                     help="benchmark --db as it is, even if this script did not generate it")
-    ap.add_argument("--launcher", choices=("auto", "time", "python"), default="auto",
-                    help="what measures each command's peak RSS: GNU /usr/bin/time, a small "
-                    "Python launcher, or auto (GNU time if installed; default)")
     args = ap.parse_args()
 
     if args.size_mb < 1:
@@ -685,7 +560,7 @@ def main() -> int:
     for d in (log_dir, tmp_dir):
         d.mkdir(exist_ok=True)
     env = dict(os.environ, TMPDIR=str(tmp_dir))
-    runner = Runner(env, log_dir, args.launcher)
+    runner = Runner(log_dir, args.launcher, env=env)
 
     # Warm-up: one untimed run of each, so every row is measured with the
     # database in the page cache. Also records each output size.
@@ -725,11 +600,11 @@ def main() -> int:
     median = {n: statistics.median(t) for n, t in times.items()}
     ref = median.get(REFERENCE)
     print()
-    print(f"Machine: nproc {nproc()}, CPU {cpu_model()}, sqlite3 {_first_line(['sqlite3', '--version']).split()[0]}, "
-          f"{_first_line(['zstd', '--version']).strip('* ').split(', by')[0]}, "
+    print(f"Machine: nproc {nproc()}, CPU {cpu_model()}, sqlite3 {first_line(['sqlite3', '--version']).split()[0]}, "
+          f"{first_line(['zstd', '--version']).strip('* ').split(', by')[0]}, "
           f"DB {db_mib:.1f} MiB ({db.name})")
     if snap_record or any(m.is_snap for m in methods):
-        snap_ver = _first_line([str(bin_dir / "sqlite-snap"), "--version"])
+        snap_ver = first_line([str(bin_dir / "sqlite-snap"), "--version"])
         bundled = (snap_record or {}).get("sqlite_version", "?")
         print(f"{snap_ver} (its bundled SQLite {bundled}); load average 1 min: "
               f"{load_before[0]:.2f} before the timed runs, {load_after[0]:.2f} after")
@@ -787,7 +662,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        die("interrupted", 130)
+    run_main(main)

