@@ -155,11 +155,11 @@ pub fn run(args: Args) -> Result<Exit> {
     let mut errors = copied.failed.len();
     let mut state: Tree = plan.keep.clone();
     state.extend(copied.done.iter().cloned());
-    for (path, entry) in &copied.failed {
+    // A file that failed to copy keeps what the destination had, if anything.
+    for (path, _) in &copied.failed {
         if let Some(old) = dest.tree.get(path) {
             state.insert(path.clone(), old.clone());
         }
-        let _ = entry;
     }
     let mut deleted = Vec::new();
     for (path, entry) in &plan.delete {
