@@ -240,7 +240,7 @@ fn examples_against_a_local_directory() {
 #[test]
 fn examples_against_s3() {
     let s = Scratch::new();
-    let server = S3Server::start_for_trees(s.path());
+    let server = S3Server::start(s.path());
     let env = S3Server::aws_env(&server.endpoint);
     routine(&s, &format!("s3://{BUCKET}"), &env);
     assert!(server.path("databases/production/latest.json").is_file());

@@ -122,7 +122,7 @@ fn forty_days_of_hourly_snapshots() {
 #[test]
 fn retention_on_s3() {
     let s = Scratch::new();
-    let server = S3Server::start_for_trees(s.path());
+    let server = S3Server::start(s.path());
     let proxy = Proxy::start(&server.endpoint);
     let env = S3Server::aws_env(&proxy.endpoint);
     let record = snapshot(&s, "app");

@@ -150,7 +150,7 @@ fn sync_to_a_local_directory() {
 #[test]
 fn sync_to_s3_costs_no_request_when_nothing_changed() {
     let s = Scratch::new();
-    let server = S3Server::start_for_trees(s.path());
+    let server = S3Server::start(s.path());
     let proxy = Proxy::start(&server.endpoint);
     let env = S3Server::aws_env(&proxy.endpoint);
     let storage = s.join("storage");
@@ -257,7 +257,7 @@ fn sync_to_s3_costs_no_request_when_nothing_changed() {
 #[test]
 fn delete_safety() {
     let s = Scratch::new();
-    let server = S3Server::start_for_trees(s.path());
+    let server = S3Server::start(s.path());
     let proxy = Proxy::start(&server.endpoint);
     let env = S3Server::aws_env(&proxy.endpoint);
     let storage = s.join("storage");
