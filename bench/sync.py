@@ -47,7 +47,7 @@ How it measures, and why:
   * The server is `rclone serve s3 --dir-cache-time 100ms` on 127.0.0.1
     with a port the OS picks, serving bench/data/sync/server/ (bucket
     `bkt`), started fresh for each run of this script and removed at the
-    end. Not `--dir-cache-time 0s` (what transfer.py uses): with it, rclone
+    end. Not `--dir-cache-time 0s` (nor is transfer.py's): with it, rclone
     serve s3 stalls on uploads into many new nested directories (300 of
     them did not finish in 120 s); 100ms does not.
   * Both tools reach the server through a counting proxy in this script
@@ -618,7 +618,7 @@ def main() -> int:
     changed_ids = [i * args.files // CHANGED for i in range(CHANGED)]
     modified = False
 
-    server = Server(rclone, server_root, base_env, dir_cache_time="100ms")
+    server = Server(rclone, server_root, base_env)
     proxy = None
     try:
         assert server.port is not None
