@@ -196,6 +196,13 @@ impl Timestamp {
     }
 }
 
+/// Parses the value of a duration option (`--busy-timeout 5s`): a bad value
+/// is a usage error (exit 2) naming the option, the same in every tool.
+pub fn duration_option(flag: &str, text: &str) -> Result<i64> {
+    parse_duration(text)
+        .map_err(|e| crate::exit::fail(crate::exit::Exit::Usage, format!("bad {flag}: {e:#}")))
+}
+
 /// Parses a duration such as `90s`, `15m`, `26h`, `7d`, `2w` or `1d12h`
 /// into seconds. A bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<i64> {

@@ -93,11 +93,7 @@ fn snap_truncated_header() {
 fn snap_compressed_snapshot_given_as_database() {
     let s = Scratch::new();
     make_db(&s.join("app.sqlite3"), 5, false);
-    let run = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "app.sqlite3"])
-        .run()
-        .success();
+    let run = s.snap("snaps", "app.sqlite3");
     let zst = run.record()["path"].as_str().unwrap().to_string();
     let copy = s.join("snapshot.sqlite3");
     std::fs::copy(&zst, &copy).unwrap();
@@ -223,11 +219,7 @@ fn push_missing_file() {
 fn push_refuses_a_tampered_snapshot() {
     let s = Scratch::new();
     make_db(&s.join("app.sqlite3"), 50, false);
-    let snap = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "app.sqlite3"])
-        .run()
-        .success();
+    let snap = s.snap("snaps", "app.sqlite3");
     let path = snap.record()["path"].as_str().unwrap().to_string();
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
@@ -284,11 +276,7 @@ fn pull_no_snapshot_under_prefix() {
 /// Pushes one snapshot of a small database; returns the object's path.
 fn pushed(s: &Scratch) -> String {
     make_db(&s.join("app.sqlite3"), 100, false);
-    let snap = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "app.sqlite3"])
-        .run()
-        .success();
+    let snap = s.snap("snaps", "app.sqlite3");
     let push = s
         .tool("bucket-push")
         .arg("remote")

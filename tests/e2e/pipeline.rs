@@ -145,11 +145,7 @@ fn record_at(s: &Scratch, db: &Path, taken_at: &str) -> Value {
 fn pull_by_object_address_and_by_record() {
     let s = Scratch::new();
     make_db(&s.join("app.sqlite3"), 20, true);
-    let snap = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "app.sqlite3"])
-        .run()
-        .success();
+    let snap = s.snap("snaps", "app.sqlite3");
     let push = s
         .tool("bucket-push")
         .arg("remote")

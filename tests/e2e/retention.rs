@@ -1,7 +1,6 @@
 //! History: retention on bucket-push, selection by time on bucket-pull,
 //! and the restore drill failing loudly.
 
-use crate::proxy::Proxy;
 use crate::s3server::{BUCKET, S3Server};
 use crate::support::{Scratch, list_files, make_db};
 use rusqlite::Connection;
@@ -13,11 +12,7 @@ use std::collections::BTreeSet;
 /// made from it (a snapshot's name and stamp come from its record).
 fn snapshot(s: &Scratch, db: &str) -> Value {
     make_db(&s.join(&format!("{db}.sqlite3")), 10, false);
-    s.tool("sqlite-snap")
-        .args(["-o", "snaps", &format!("{db}.sqlite3")])
-        .run()
-        .success()
-        .record()
+    s.snap("snaps", &format!("{db}.sqlite3")).record()
 }
 
 /// `count` records an hour apart starting at `start`.
@@ -122,9 +117,7 @@ fn forty_days_of_hourly_snapshots() {
 #[test]
 fn retention_on_s3() {
     let s = Scratch::new();
-    let server = S3Server::start(s.path());
-    let proxy = Proxy::start(&server.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (server, proxy, env) = S3Server::start_behind_proxy(s.path());
     let record = snapshot(&s, "app");
     let lines = hourly(&record, "2026-03-01T00:00:00Z", 48).join("\n");
     s.tool("bucket-push")
@@ -246,9 +239,7 @@ fn snapshot_with_rows(s: &Scratch, n: i64, taken_at: &str) -> String {
 #[test]
 fn at_picks_the_right_snapshot() {
     let s = Scratch::new();
-    let server = S3Server::start(s.path());
-    let proxy = Proxy::start(&server.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (_server, proxy, env) = S3Server::start_behind_proxy(s.path());
     let times = [
         "2026-11-18T03:00:00Z",
         "2026-11-19T03:00:00Z",
@@ -362,11 +353,7 @@ fn the_drill_fails_loudly() {
     };
     make_db(&s.join("app.sqlite3"), 20, true);
     std::fs::create_dir_all(s.join(".tmp")).unwrap();
-    let snap = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "app.sqlite3"])
-        .run()
-        .success();
+    let snap = s.snap("snaps", "app.sqlite3");
     s.tool("bucket-push")
         .arg("good")
         .stdin(snap.stdout())

@@ -2,7 +2,7 @@
 //! s3` on loopback, with the fault-injecting proxy in front where a test
 //! needs to see or break the wire.
 
-use crate::proxy::{Fault, Proxy};
+use crate::proxy::Fault;
 use crate::s3server::{BUCKET, KEY, S3Server, SECRET};
 use crate::support::{Scratch, count, make_db, sha256_file};
 use rusqlite::Connection;
@@ -89,11 +89,7 @@ fn pipeline_through_named_remotes() {
     let s = Scratch::new();
     let server = S3Server::start(s.path());
     make_db(&s.join("app.sqlite3"), 50, true);
-    let snap = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "app.sqlite3"])
-        .run()
-        .success();
+    let snap = s.snap("snaps", "app.sqlite3");
 
     let from_vars = S3Server::rclone_env("my-store", &server.endpoint);
     s.tool("bucket-push")
@@ -136,9 +132,7 @@ fn pipeline_through_named_remotes() {
 #[test]
 fn request_counts_on_the_wire() {
     let s = Scratch::new();
-    let server = S3Server::start(s.path());
-    let proxy = Proxy::start(&server.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (_server, proxy, env) = S3Server::start_behind_proxy(s.path());
     std::fs::create_dir(s.join("storage")).unwrap();
     for name in ["production", "production_queue", "production_cable"] {
         make_db(&s.join(&format!("storage/{name}.sqlite3")), 20, true);
@@ -206,15 +200,9 @@ fn request_counts_on_the_wire() {
 #[test]
 fn large_snapshot_goes_multipart() {
     let s = Scratch::new();
-    let server = S3Server::start(s.path());
-    let proxy = Proxy::start(&server.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (_server, proxy, env) = S3Server::start_behind_proxy(s.path());
     make_big_db(&s.join("big.sqlite3"), 20);
-    let snap = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "big.sqlite3"])
-        .run()
-        .success();
+    let snap = s.snap("snaps", "big.sqlite3");
     let bytes = snap.record()["bytes"].as_u64().unwrap();
     assert!(
         bytes > 16 << 20,
@@ -263,15 +251,9 @@ fn large_snapshot_goes_multipart() {
 #[test]
 fn transient_faults_are_retried() {
     let s = Scratch::new();
-    let server = S3Server::start(s.path());
-    let proxy = Proxy::start(&server.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (_server, proxy, env) = S3Server::start_behind_proxy(s.path());
     make_db(&s.join("app.sqlite3"), 200, true);
-    let snap = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "app.sqlite3"])
-        .run()
-        .success();
+    let snap = s.snap("snaps", "app.sqlite3");
 
     proxy.inject("PUT", ".sqlite3.zst", Fault::Status(503, "SlowDown"), 1);
     proxy.inject("PUT", ".sqlite3.zst", Fault::Drop, 1);
@@ -324,16 +306,10 @@ fn latest(server: &S3Server, db: &str) -> String {
 #[test]
 fn failed_pushes_leave_the_previous_state() {
     let s = Scratch::new();
-    let server = S3Server::start(s.path());
-    let proxy = Proxy::start(&server.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (server, proxy, env) = S3Server::start_behind_proxy(s.path());
     let remote = format!("s3://{BUCKET}/db");
     make_big_db(&s.join("app.sqlite3"), 12);
-    let first = s
-        .tool("sqlite-snap")
-        .args(["-o", "one", "app.sqlite3"])
-        .run()
-        .success();
+    let first = s.snap("one", "app.sqlite3");
     s.tool("bucket-push")
         .arg(&remote)
         .envs(&env)
@@ -375,11 +351,7 @@ fn failed_pushes_leave_the_previous_state() {
     // And a small file whose single PUT always fails.
     proxy.clear();
     make_db(&s.join("small.sqlite3"), 5, false);
-    let small = s
-        .tool("sqlite-snap")
-        .args(["-o", "two", "small.sqlite3"])
-        .run()
-        .success();
+    let small = s.snap("two", "small.sqlite3");
     proxy.inject(
         "PUT",
         ".sqlite3.zst",
@@ -402,15 +374,9 @@ fn failed_pushes_leave_the_previous_state() {
 #[test]
 fn failed_pull_leaves_the_target() {
     let s = Scratch::new();
-    let server = S3Server::start(s.path());
-    let proxy = Proxy::start(&server.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (_server, proxy, env) = S3Server::start_behind_proxy(s.path());
     make_db(&s.join("app.sqlite3"), 100, true);
-    let snap = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "app.sqlite3"])
-        .run()
-        .success();
+    let snap = s.snap("snaps", "app.sqlite3");
     s.tool("bucket-push")
         .arg(format!("s3://{BUCKET}/db"))
         .envs(&env)
@@ -443,11 +409,7 @@ fn configuration_errors_are_clear() {
     let s = Scratch::new();
     let server = S3Server::start(s.path());
     make_db(&s.join("app.sqlite3"), 5, false);
-    let snap = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "app.sqlite3"])
-        .run()
-        .success();
+    let snap = s.snap("snaps", "app.sqlite3");
     let file = snap.record()["path"].as_str().unwrap().to_string();
     let mut wrong = S3Server::aws_env(&server.endpoint);
     wrong[1].1 = "not-the-secret".into();
@@ -525,9 +487,7 @@ fn configuration_errors_are_clear() {
 fn secrets_never_leak() {
     const TOKEN: &str = "sqlkeep-TOKEN-5be0d417";
     let s = Scratch::new();
-    let server = S3Server::start(s.path());
-    let proxy = Proxy::start(&server.endpoint);
-    let mut env = S3Server::aws_env(&proxy.endpoint);
+    let (server, proxy, mut env) = S3Server::start_behind_proxy(s.path());
     let mut outputs = Vec::new();
     make_db(&s.join("app.sqlite3"), 20, true);
     let remote = format!("s3://{BUCKET}/db");
@@ -620,9 +580,7 @@ fn secrets_never_leak() {
 #[test]
 fn list_follows_pagination() {
     let s = Scratch::new();
-    let server = S3Server::start(s.path());
-    let proxy = Proxy::start(&server.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (server, proxy, env) = S3Server::start_behind_proxy(s.path());
     // 1,050 snapshots and their manifests: 2,100 keys, written straight
     // into the server's directory (its PUTs are slow).
     let dir = server.path("many/app");

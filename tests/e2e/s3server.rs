@@ -9,6 +9,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use crate::proxy::Proxy;
+
 /// The access key the server accepts.
 pub const KEY: &str = "sqlkeep-test-key";
 /// The secret the server accepts; the leak test searches every output for it.
@@ -99,6 +101,17 @@ impl S3Server {
             endpoint: endpoint.unwrap(),
             root: data,
         }
+    }
+
+    /// A server over `root` behind a [`Proxy`] (which counts requests and
+    /// injects faults), and the AWS variables that reach it through the
+    /// proxy. Keep the server bound while the test runs: dropping it stops
+    /// it.
+    pub fn start_behind_proxy(root: &Path) -> (S3Server, Proxy, Vec<(String, String)>) {
+        let server = S3Server::start(root);
+        let proxy = Proxy::start(&server.endpoint);
+        let env = S3Server::aws_env(&proxy.endpoint);
+        (server, proxy, env)
     }
 
     /// The directory holding `bucket/key` on disk.

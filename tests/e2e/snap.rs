@@ -146,11 +146,7 @@ fn directories_excludes_and_stdin() {
 fn log_lines() {
     let s = Scratch::new();
     make_db(&s.join("app.sqlite3"), 3, false);
-    let run = s
-        .tool("sqlite-snap")
-        .args(["-o", "out", "app.sqlite3"])
-        .run()
-        .success();
+    let run = s.snap("out", "app.sqlite3");
     let line = run.stderr();
     let words: Vec<&str> = line.split_whitespace().collect();
     assert!(words[0].ends_with('Z') && words[0].len() == 20, "{line}");

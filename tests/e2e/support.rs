@@ -74,6 +74,15 @@ impl Scratch {
         self.program(&bin_dir().join(name))
     }
 
+    /// `sqlite-snap -o OUT_DIR DB`, which must succeed: the first step of
+    /// most pipeline tests.
+    pub fn snap(&self, out_dir: &str, db: &str) -> Run {
+        self.tool("sqlite-snap")
+            .args(["-o", out_dir, db])
+            .run()
+            .success()
+    }
+
     /// A command for any program (an example script), with the tools on
     /// its `PATH` and the same scratch environment as [`Scratch::tool`].
     pub fn program(&self, program: &Path) -> Tool {

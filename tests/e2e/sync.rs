@@ -2,7 +2,6 @@
 //! local directory remote and against real S3 (rclone serve s3, with the
 //! counting proxy in front).
 
-use crate::proxy::Proxy;
 use crate::s3server::{BUCKET, S3Server};
 use crate::support::{Scratch, Tool, list_files, make_db};
 use serde_json::Value;
@@ -150,9 +149,7 @@ fn sync_to_a_local_directory() {
 #[test]
 fn sync_to_s3_costs_no_request_when_nothing_changed() {
     let s = Scratch::new();
-    let server = S3Server::start(s.path());
-    let proxy = Proxy::start(&server.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (server, proxy, env) = S3Server::start_behind_proxy(s.path());
     let storage = s.join("storage");
     let paths = active_storage(&storage, FILES);
     let remote = format!("s3://{BUCKET}/files");
@@ -257,9 +254,7 @@ fn sync_to_s3_costs_no_request_when_nothing_changed() {
 #[test]
 fn delete_safety() {
     let s = Scratch::new();
-    let server = S3Server::start(s.path());
-    let proxy = Proxy::start(&server.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (server, proxy, env) = S3Server::start_behind_proxy(s.path());
     let storage = s.join("storage");
     let paths = active_storage(&storage, 200);
     let remote = format!("s3://{BUCKET}/files");

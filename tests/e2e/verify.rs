@@ -30,11 +30,7 @@ fn nothing_to_verify_fails() {
 fn max_age_uses_taken_at() {
     let s = Scratch::new();
     make_db(&s.join("app.sqlite3"), 5, false);
-    let snap = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "app.sqlite3"])
-        .run()
-        .success();
+    let snap = s.snap("snaps", "app.sqlite3");
     let mut record = snap.record();
     s.tool("sqlite-verify")
         .arg("--max-age")
@@ -163,11 +159,7 @@ fn corruption_and_foreign_keys() {
 fn snapshot_digests_are_checked() {
     let s = Scratch::new();
     make_db(&s.join("app.sqlite3"), 20, false);
-    let snap = s
-        .tool("sqlite-snap")
-        .args(["-o", "snaps", "app.sqlite3"])
-        .run()
-        .success();
+    let snap = s.snap("snaps", "app.sqlite3");
     let ok = s.tool("sqlite-verify").stdin(snap.stdout()).run().success();
     let r = ok.record();
     assert_eq!(

@@ -108,9 +108,7 @@ impl RemoteArgs {
     /// The transfer settings these flags ask for (usage error on a bad
     /// duration).
     pub fn transfer(&self) -> Result<Transfer> {
-        let secs = crate::time::parse_duration(&self.timeout).map_err(|e| {
-            crate::exit::fail(crate::exit::Exit::Usage, format!("bad --timeout: {e:#}"))
-        })?;
+        let secs = crate::time::duration_option("--timeout", &self.timeout)?;
         if secs == 0 {
             return Err(crate::exit::fail(
                 crate::exit::Exit::Usage,

@@ -19,12 +19,12 @@ use ops::LockTime;
 use rusqlite::{Connection, MAIN_DB, OpenFlags};
 use serde_json::json;
 use sqlkeep_common::discover::{self, Target};
-use sqlkeep_common::exit::{Exit, Tally, exit_of, fail};
+use sqlkeep_common::exit::{Exit, Tally, exit_of};
 use sqlkeep_common::input::inputs;
 use sqlkeep_common::log::Log;
 use sqlkeep_common::record::{Output, Record};
 use sqlkeep_common::sqlite;
-use sqlkeep_common::time::parse_duration;
+use sqlkeep_common::time::duration_option;
 use sqlkeep_common::units::{human_bytes, human_duration};
 use state::State;
 use std::path::Path;
@@ -67,8 +67,7 @@ struct Problem {
 /// Runs `sqlite-maint`.
 pub fn run(args: Args) -> Result<Exit> {
     let log = Log::new("sqlite-maint", args.log.level());
-    let busy = parse_duration(&args.busy_timeout)
-        .map_err(|e| fail(Exit::Usage, format!("bad --busy-timeout: {e:#}")))?;
+    let busy = duration_option("--busy-timeout", &args.busy_timeout)?;
     let excludes = discover::excludes(&args.exclude)?;
     let plan = Plan {
         auto_vacuum: args.auto_vacuum,

@@ -24,7 +24,7 @@ use sqlkeep_common::log::Log;
 use sqlkeep_common::private_dir::{ScratchFile, private_dir};
 use sqlkeep_common::record::{Output, Record};
 use sqlkeep_common::sqlite;
-use sqlkeep_common::time::{Timestamp, parse_duration};
+use sqlkeep_common::time::{Timestamp, duration_option};
 use sqlkeep_common::units::{human_bytes, human_duration};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -47,8 +47,7 @@ struct Settings {
 /// Runs `sqlite-snap`: one snapshot and one record per database.
 pub fn run(args: Args) -> Result<Exit> {
     let log = Log::new("sqlite-snap", args.log.level());
-    let busy_secs = parse_duration(&args.busy_timeout)
-        .map_err(|e| fail(Exit::Usage, format!("bad --busy-timeout: {e}")))?;
+    let busy_secs = duration_option("--busy-timeout", &args.busy_timeout)?;
     let excludes = discover::excludes(&args.exclude)?;
     let (out_dir, temporary) = match &args.output_dir {
         Some(dir) => (prepare_output_dir(dir)?, false),

@@ -18,7 +18,7 @@ use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::input::{Input, inputs};
 use sqlkeep_common::log::Log;
 use sqlkeep_common::record::{Output, Record};
-use sqlkeep_common::time::parse_duration;
+use sqlkeep_common::time::duration_option;
 use std::path::Path;
 use std::time::Duration;
 
@@ -61,14 +61,12 @@ pub fn run(args: Args) -> Result<Exit> {
 
 /// Parses the expectation flags (usage errors exit 2).
 fn expectations(args: &Args) -> Result<Expectations> {
-    let usage = |flag: &str, e: anyhow::Error| fail(Exit::Usage, format!("bad {flag}: {e:#}"));
     let max_age = args
         .max_age
         .as_deref()
-        .map(parse_duration)
-        .transpose()
-        .map_err(|e| usage("--max-age", e))?;
-    let busy = parse_duration(&args.busy_timeout).map_err(|e| usage("--busy-timeout", e))?;
+        .map(|text| duration_option("--max-age", text))
+        .transpose()?;
+    let busy = duration_option("--busy-timeout", &args.busy_timeout)?;
     let mut min_rows = Vec::new();
     for spec in &args.min_rows {
         let parsed = spec
