@@ -23,7 +23,7 @@ _blob__sync() {
 
     case "${cmd}" in
         blob__sync)
-            opts="-q -v -h -V --delete --max-delete --dry-run --transfers --full-check --exclude --exclude-from --include --no-default-excludes --cache-dir --tries --timeout --quiet --verbose --help --version"
+            opts="-q -v -h -V --delete --max-delete --dry-run --transfers --full-check --exclude --exclude-from --include --copy-links --no-default-excludes --cache-dir --tries --timeout --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

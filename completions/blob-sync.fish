@@ -9,6 +9,7 @@ complete -c blob-sync -l timeout -d 'Limit on one request to object storage (a p
 complete -c blob-sync -l delete -d 'Remove destination files that are no longer in the source'
 complete -c blob-sync -l dry-run -d 'Print the plan; change nothing'
 complete -c blob-sync -l full-check -d 'List the destination instead of trusting its manifest'
+complete -c blob-sync -l copy-links -d 'Follow symbolic links in SOURCE and copy what they point to (default: skip them with a warning)'
 complete -c blob-sync -l no-default-excludes -d 'Do not exclude SQLite files (*.sqlite3*, *-wal, *-shm, *-journal)'
 complete -c blob-sync -s q -l quiet -d 'Log only warnings and errors on stderr'
 complete -c blob-sync -s v -l verbose -d 'Log detail lines (INFO) too'

@@ -23,7 +23,7 @@ _bucket__pull() {
 
     case "${cmd}" in
         bucket__pull)
-            opts="-o -q -v -h -V --output --latest --force --if-missing --at --list --tries --timeout --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --output --latest --force --even-if-open --if-missing --at --list --tries --timeout --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -4,6 +4,7 @@ complete -c bucket-pull -l tries -d 'Tries per request to object storage before 
 complete -c bucket-pull -l timeout -d 'Limit on one request to object storage (a part, a manifest, a listing page), e.g. 5m; downloads instead fail when no data arrives for 30 s' -r
 complete -c bucket-pull -l latest -d 'Restore the newest snapshot under a prefix (the default for prefixes)'
 complete -c bucket-pull -l force -d 'Replace an existing non-empty file (stop the application first)'
+complete -c bucket-pull -l even-if-open -d 'Replace the target even when another process has it open (its writes go to the old file and are lost)'
 complete -c bucket-pull -l if-missing -d 'Restore only when the target is absent or empty; otherwise exit 0 quietly'
 complete -c bucket-pull -l list -d 'Print one `object` record per stored snapshot under each prefix, newest first, and restore nothing'
 complete -c bucket-pull -s q -l quiet -d 'Log only warnings and errors on stderr'

@@ -11,6 +11,7 @@
 //! and back with [`Address::split_last`].
 
 use crate::exit::{Exit, fail};
+use crate::key::Key;
 use anyhow::Result;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,7 @@ impl Address {
             if bucket.is_empty() {
                 return Err(bad("no bucket after s3://"));
             }
+            check_remote_path(&bucket, &key).map_err(|why| bad(&why))?;
             return Ok(Address::S3 { bucket, key });
         }
         if text.starts_with('/') || text.starts_with("./") || text.starts_with("../") || text == "."
@@ -80,6 +82,7 @@ impl Address {
                     "no bucket after {remote}:, as {remote}:bucket/prefix"
                 )));
             }
+            check_remote_path(&bucket, &key).map_err(|why| bad(&why))?;
             return Ok(Address::Named {
                 remote: remote.to_string(),
                 bucket,
@@ -213,6 +216,38 @@ fn split_bucket(rest: &str) -> (String, String) {
     (bucket.to_string(), key)
 }
 
+/// Checks a remote address's bucket and key path: a bucket name of the
+/// characters providers allow, and a key that is a safe [`Key`], so that
+/// `s3://bkt/../other` cannot become a request to bucket `other` once an
+/// HTTP client normalises the path.
+fn check_remote_path(bucket: &str, key: &str) -> std::result::Result<(), String> {
+    let bucket_ok = bucket
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && !bucket.starts_with('.')
+        && !bucket.contains("..");
+    if !bucket_ok {
+        return Err(format!(
+            "bucket name {bucket:?} has characters no provider allows"
+        ));
+    }
+    if !key.is_empty() {
+        Key::parse(key).map_err(|e| format!("{e}"))?;
+    }
+    Ok(())
+}
+
+/// The key path below the bucket, validated (None at a bucket's root or
+/// for a local address).
+pub fn remote_key(address: &Address) -> Option<Key> {
+    match address {
+        Address::S3 { key, .. } | Address::Named { key, .. } if !key.is_empty() => {
+            Key::parse(key).ok()
+        }
+        _ => None,
+    }
+}
+
 /// A remote name as rclone accepts it: letters, digits, `_ - . + @` and
 /// spaces, not starting with `-` or a space.
 fn is_remote_name(name: &str) -> bool {
@@ -269,6 +304,17 @@ mod tests {
         assert!(format!("{err}").contains("b2:bucket/prefix"), "{err}");
         assert!(Address::parse("s3://").is_err());
         assert!(Address::parse("b2:").is_err());
+        for hostile in [
+            "s3://bkt/../other",
+            "s3://bkt/a/../../other/x",
+            "s3://../x",
+            "b2:bkt/./x",
+            "b2:bkt/a\\b",
+            "s3://bkt/a\u{1}b",
+        ] {
+            let err = Address::parse(hostile).unwrap_err();
+            assert_eq!(crate::exit::exit_of(&err), Exit::Usage, "{hostile}");
+        }
     }
 
     #[test]

@@ -2,10 +2,17 @@
 //!
 //! Every file sqlkeep creates goes through here, so a failed or interrupted
 //! run leaves the previous good state: either the old file or the complete
-//! new one, never a torn mix. The temporary file is hidden (dot-prefixed)
-//! and lives in the destination's directory so the rename cannot cross
-//! file systems; it is removed when the write is abandoned.
+//! new one, never a torn mix. The temporary file is hidden (dot-prefixed),
+//! named with its writer (see [`crate::debris`], which removes those of
+//! killed runs before the first write into a directory), and lives in the
+//! destination's directory so the rename cannot cross file systems; it is
+//! removed when the write is abandoned.
+//!
+//! Write and sync errors name the file, and a full disk says so in those
+//! words wherever it happens (issue 10: it was reported as a damaged
+//! snapshot).
 
+use crate::exit::{io_error, is_no_space};
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
@@ -34,10 +41,10 @@ impl AtomicFile {
             .file_name()
             .with_context(|| format!("{} has no file name", dest.display()))?
             .to_string_lossy();
+        crate::debris::reclaim(&dir);
         let temp = dir.join(format!(
-            ".{name}.{}-{}{TEMP_SUFFIX}",
-            std::process::id(),
-            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+            ".{name}.{}{TEMP_SUFFIX}",
+            crate::debris::writer_tag(SEQUENCE.fetch_add(1, Ordering::Relaxed))
         ));
         let file = OpenOptions::new()
             .write(true)
@@ -45,7 +52,7 @@ impl AtomicFile {
             .create_new(true)
             .mode(mode)
             .open(&temp)
-            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+            .map_err(|e| io_error(&dir, "cannot create a file in", e))?;
         let atomic = AtomicFile {
             dest: dest.to_path_buf(),
             temp,
@@ -59,8 +66,7 @@ impl AtomicFile {
         Ok(atomic)
     }
 
-    /// The temporary file's path, for writers that need a name (SQLite's
-    /// `VACUUM INTO`).
+    /// The temporary file's path.
     pub fn temp_path(&self) -> &Path {
         &self.temp
     }
@@ -70,19 +76,40 @@ impl AtomicFile {
         &self.dest
     }
 
-    /// The open temporary file.
+    /// The open temporary file, for metadata calls; write through
+    /// [`Write`] so that errors name the file.
     pub fn file(&mut self) -> &mut File {
         &mut self.file
+    }
+
+    /// Makes the file's content durable without putting it in place yet,
+    /// for callers with more to do between the two (a restore moves the
+    /// replaced database's companions aside first).
+    pub fn sync(&mut self) -> Result<()> {
+        self.file
+            .flush()
+            .and_then(|()| self.file.sync_all())
+            .map_err(|e| io_error(&self.temp, "syncing", e))
     }
 
     /// Makes the file durable and puts it in place: fsync the data, rename
     /// over the destination, fsync the directory so the rename survives a
     /// power cut.
     pub fn commit(mut self) -> Result<()> {
-        self.file
-            .flush()
-            .and_then(|()| self.file.sync_all())
-            .with_context(|| format!("syncing {}", self.temp.display()))?;
+        self.sync()?;
+        self.rename_into_place()
+    }
+
+    /// Commits under another name in the same directory, chosen once the
+    /// content is known (a snapshot's name carries its checksum).
+    pub fn commit_as(mut self, dest: &Path) -> Result<()> {
+        self.dest = dest.to_path_buf();
+        self.commit()
+    }
+
+    /// The rename and directory sync of [`AtomicFile::commit`], for a file
+    /// already synced with [`AtomicFile::sync`].
+    pub fn rename_into_place(mut self) -> Result<()> {
         std::fs::rename(&self.temp, &self.dest)
             .with_context(|| format!("renaming into {}", self.dest.display()))?;
         self.committed = true;
@@ -92,11 +119,11 @@ impl AtomicFile {
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.write(buf)
+        self.file.write(buf).map_err(|e| name_io(e, &self.temp))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        self.file.flush().map_err(|e| name_io(e, &self.temp))
     }
 }
 
@@ -108,11 +135,22 @@ impl Drop for AtomicFile {
     }
 }
 
+/// An I/O error that names its file; a full disk keeps a kind that
+/// [`crate::exit::has_no_space`] recognises after any wrapping.
+pub fn name_io(e: std::io::Error, path: &Path) -> std::io::Error {
+    if is_no_space(&e) {
+        return std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("{}: no space left on device", path.display()),
+        );
+    }
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 /// Writes a small file atomically in one call.
 pub fn write_atomic(dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut file = AtomicFile::create(dest, mode)?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing {}", file.temp_path().display()))?;
+    file.write_all(bytes).context("writing")?;
     file.commit()
 }
 
@@ -169,9 +207,17 @@ mod tests {
         let dest = dir.join("out.bin");
         let mut f = AtomicFile::create(&dest, 0o600).unwrap();
         f.write_all(b"partial").unwrap();
-        assert!(is_temp_name(
-            &f.temp_path().file_name().unwrap().to_string_lossy()
-        ));
+        let name = f
+            .temp_path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(is_temp_name(&name));
+        assert_eq!(
+            crate::debris::writer_of(&name).unwrap().0,
+            std::process::id()
+        );
         drop(f);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     }

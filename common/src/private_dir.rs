@@ -4,12 +4,22 @@
 //! `sqlite-verify` decompresses snapshots there. In a shared `/tmp`,
 //! another user could pre-create the directory to read or swap our files,
 //! so it must be ours and closed to everyone else; anything else is refused.
+//!
+//! Temporary snapshots are removed by whoever consumes them (`bucket-push`,
+//! or `sqlite-verify` at the end of a pipeline); those a pipeline never
+//! consumed are removed by the next `sqlite-snap` once older than
+//! [`STALE_SNAPSHOT_AGE`].
 
-use crate::exit::{Exit, fail};
+use crate::exit::{Exit, fail, io_error};
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A temporary snapshot nobody consumed for this long is debris: no
+/// pipeline takes a day between `sqlite-snap` and its consumer.
+pub const STALE_SNAPSHOT_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// `$TMPDIR/sqlkeep-<uid>`, created mode 0700 if missing and checked to be
 /// owned by us with no access for group or others.
@@ -38,6 +48,41 @@ pub fn private_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// True when `path` is a file directly in the private directory: the only
+/// files a "temporary" record may ever make us delete.
+pub fn is_private_file(path: &Path) -> bool {
+    match (private_dir(), path.canonicalize()) {
+        (Ok(dir), Ok(file)) => file.parent() == Some(dir.as_path()),
+        _ => false,
+    }
+}
+
+/// Removes temporary snapshots in the private directory that no consumer
+/// took within [`STALE_SNAPSHOT_AGE`]; returns what was removed.
+pub fn reclaim_stale_snapshots(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_snapshot = name
+            .to_str()
+            .is_some_and(|n| !n.starts_with('.') && n.contains(".sqlite3"));
+        let stale = entry.metadata().is_ok_and(|m| {
+            m.is_file()
+                && m.modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_SNAPSHOT_AGE)
+        });
+        if is_snapshot && stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
 /// A scratch file that is removed when dropped.
 pub struct ScratchFile {
     path: PathBuf,
@@ -45,10 +90,14 @@ pub struct ScratchFile {
 
 impl ScratchFile {
     /// Creates a new empty file, mode 0600, in `dir`, its name starting
-    /// with `hint`.
+    /// with `hint` and naming its writer (see [`crate::debris`]).
     pub fn create(dir: &Path, hint: &str) -> Result<(ScratchFile, File)> {
-        for attempt in 0u32.. {
-            let path = dir.join(format!(".{hint}.{}-{attempt}.scratch", std::process::id()));
+        crate::debris::reclaim(dir);
+        for attempt in 0u64.. {
+            let path = dir.join(format!(
+                ".{hint}.{}.scratch",
+                crate::debris::writer_tag(attempt)
+            ));
             match OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -58,10 +107,7 @@ impl ScratchFile {
             {
                 Ok(file) => return Ok((ScratchFile { path }, file)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 1000 => {}
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("cannot create a file in {}", dir.display()));
-                }
+                Err(e) => return Err(io_error(dir, "cannot create a file in", e)),
             }
         }
         unreachable!("the loop returns")

@@ -57,11 +57,21 @@ pub fn check_file(path: &Path) -> Result<Header> {
     if meta.is_dir() {
         return Err(fail(Exit::Failed, "is a directory, not a database"));
     }
+    if !meta.is_file() {
+        // A FIFO or device would hang or never end if opened.
+        return Err(fail(
+            Exit::Failed,
+            format!(
+                "is {}, not a regular file",
+                crate::regular::kind_name(&meta)
+            ),
+        ));
+    }
     if meta.len() == 0 {
         return Err(fail(Exit::Failed, "empty file, not a database"));
     }
     let mut head = [0u8; 100];
-    let mut file = std::fs::File::open(path).context("cannot open file")?;
+    let (mut file, _) = crate::regular::open_regular(path)?;
     let n = crate::compress::read_up_to(&mut file.by_ref(), &mut head)?;
     if n < 16 || &head[..16] != MAGIC {
         let what = if head[..n.min(4)] == crate::compress::ZSTD_MAGIC[..n.min(4)] && n >= 4 {
@@ -168,6 +178,34 @@ fn poll_busy(tries: i32) -> bool {
     }
     std::thread::sleep(Duration::from_millis(1));
     true
+}
+
+/// SQLite's extended result code for "a hot journal must be rolled back,
+/// and this connection is read-only" (SQLITE_READONLY_ROLLBACK).
+const READONLY_ROLLBACK: i32 = 776;
+
+/// Rewords the SQLite errors an operator acts on, wherever they surface:
+/// a hot journal (issue 10: it read "attempt to write a readonly database:
+/// Error code 776") and a full disk. Other errors pass unchanged.
+pub fn explain(err: anyhow::Error, path: &Path) -> anyhow::Error {
+    for cause in err.chain() {
+        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
+        {
+            if e.extended_code == READONLY_ROLLBACK {
+                return fail(
+                    Exit::Failed,
+                    format!(
+                        "{} has a hot journal: open it once with the application (or sqlite3) to roll it back",
+                        path.display()
+                    ),
+                );
+            }
+            if e.code == rusqlite::ErrorCode::DiskFull {
+                return crate::exit::no_space(path);
+            }
+        }
+    }
+    err
 }
 
 /// Quotes an identifier for SQL text (`"my ""odd"" table"`).

@@ -31,6 +31,12 @@ pub struct Civil {
     pub second: u32,
 }
 
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.rfc3339())
+    }
+}
+
 impl Timestamp {
     /// The current time, truncated to the second.
     pub fn now() -> Timestamp {
@@ -177,7 +183,8 @@ impl Timestamp {
         ) {
             (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(s))
                 if (1..=12).contains(&mo)
-                    && (1..=31).contains(&d)
+                    && d >= 1
+                    && d <= days_in_month(i64::from(y), mo)
                     && h < 24
                     && mi < 60
                     && s < 60 =>
@@ -371,6 +378,12 @@ mod tests {
             assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
         }
         assert!(Timestamp::parse_stamp("20261322T030001Z").is_err());
+        // Days that do not exist are refused everywhere, not rolled over.
+        assert!(Timestamp::parse_stamp("20260230T030001Z").is_err());
+        assert!(Timestamp::parse_stamp("20250229T000000Z").is_err());
+        assert!(Timestamp::parse_stamp("20240229T000000Z").is_ok());
+        assert!(Timestamp::parse_stamp("20261131T000000Z").is_err());
+        assert!(Timestamp::parse_date("2026-02-30").is_err());
         assert!(Timestamp::parse_date("2026-11-31").is_err());
         assert_eq!(
             Timestamp::parse_date("2026-11-22").unwrap().rfc3339(),

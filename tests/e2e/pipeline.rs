@@ -1,7 +1,7 @@
 //! The main job end to end, through the real binaries: snapshot, push to a
 //! local directory remote, pull the latest back, verify it.
 
-use crate::support::{Scratch, count, make_db, sha256_file};
+use crate::support::{Scratch, count, make_db, sha256_file, stem_of};
 use serde_json::Value;
 use std::path::Path;
 
@@ -38,10 +38,7 @@ fn backup_restore_verify_round_trip() {
             "{field} not carried through bucket-push"
         );
     }
-    let stamp = snapshot["taken_at"]
-        .as_str()
-        .unwrap()
-        .replace(['-', ':'], "");
+    let stamp = stem_of(&snapshot);
     assert_eq!(
         s.files_in("remote"),
         [
@@ -115,7 +112,10 @@ fn latest_names_the_newest_snapshot() {
     let latest: Value =
         serde_json::from_slice(&std::fs::read(s.join("remote/app/latest.json")).unwrap()).unwrap();
     assert_eq!(latest["taken_at"], "2026-11-21T03:00:00Z");
-    assert!(s.join("remote/app/20261120T030000Z.sqlite3.zst").exists());
+    assert!(
+        s.join(&format!("remote/app/{}.sqlite3.zst", stem_of(&older)))
+            .exists()
+    );
     let pull = s
         .tool("bucket-pull")
         .args(["remote/app", "-o", "r.sqlite3"])

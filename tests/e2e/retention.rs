@@ -2,7 +2,7 @@
 //! and the restore drill failing loudly.
 
 use crate::s3server::{BUCKET, S3Server};
-use crate::support::{Scratch, list_files, make_db};
+use crate::support::{Scratch, list_files, make_db, stamp_of};
 use rusqlite::Connection;
 use serde_json::Value;
 use sqlkeep_common::time::Timestamp;
@@ -44,7 +44,7 @@ fn stored(dir: &std::path::Path) -> BTreeSet<String> {
         objects, manifests,
         "an object without its manifest, or the reverse"
     );
-    objects
+    objects.iter().map(|stem| stamp_of(stem)).collect()
 }
 
 /// Hourly snapshots over 40 days, 2026-01-05 (a Monday) 00:00 to

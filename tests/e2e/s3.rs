@@ -4,7 +4,7 @@
 
 use crate::proxy::Fault;
 use crate::s3server::{BUCKET, KEY, S3Server, SECRET};
-use crate::support::{Scratch, count, make_db, sha256_file};
+use crate::support::{Scratch, count, make_db, sha256_file, stem_of};
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -45,7 +45,7 @@ fn pipeline_through_s3_with_fly_variables() {
         .run()
         .success();
     let object = push.record();
-    let stamp = object["taken_at"].as_str().unwrap().replace(['-', ':'], "");
+    let stamp = stem_of(&object);
     assert_eq!(
         object["url"],
         format!("{remote}/production/{stamp}.sqlite3.zst")
@@ -148,10 +148,16 @@ fn request_counts_on_the_wire() {
     let seen = proxy.seen();
     assert_eq!(
         seen.len(),
-        9,
-        "3 databases × (object, manifest, latest.json): {seen:#?}"
+        12,
+        "3 databases × (object, manifest, latest.json read and written): {seen:#?}"
     );
-    assert!(seen.iter().all(|r| r.method == "PUT"), "{seen:#?}");
+    let puts = seen.iter().filter(|r| r.method == "PUT").count();
+    let gets: Vec<_> = seen.iter().filter(|r| r.method == "GET").collect();
+    assert_eq!((puts, gets.len()), (9, 3), "{seen:#?}");
+    assert!(
+        gets.iter().all(|r| r.target.ends_with("/latest.json")),
+        "the one GET per database reads latest.json: {seen:#?}"
+    );
     for record in push.records() {
         let r = &record["requests"];
         assert_eq!(
@@ -159,19 +165,23 @@ fn request_counts_on_the_wire() {
             (Some(3), Some(3)),
             "{r}"
         );
+        assert_eq!(
+            (r["get"].as_u64(), r["class_b"].as_u64()),
+            (Some(1), Some(1)),
+            "{r}"
+        );
         for kind in [
-            "get",
             "head",
             "list",
             "delete",
             "copy",
             "multipart",
             "part",
-            "class_b",
             "class_c",
         ] {
             assert_eq!(r[kind], 0, "{kind} in {r}");
         }
+        assert_eq!(record["latest"], true);
     }
 
     proxy.reset_seen();

@@ -346,6 +346,26 @@ pub fn count(path: &Path, table: &str) -> i64 {
         .unwrap()
 }
 
+/// The stamp of a snapshot object or manifest stem, `<stamp>-<tag>`: the
+/// tag (eight hex digits of the stored checksum) is checked and dropped.
+pub fn stamp_of(stem: &str) -> String {
+    let (stamp, tag) = stem
+        .split_once('-')
+        .unwrap_or_else(|| panic!("{stem:?} has no checksum tag"));
+    assert!(
+        tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{stem:?}: bad tag"
+    );
+    stamp.to_string()
+}
+
+/// The object name stem a snapshot record is stored under:
+/// `<stamp>-<first 8 hex digits of its sha256>`.
+pub fn stem_of(record: &Value) -> String {
+    let stamp = record["taken_at"].as_str().unwrap().replace(['-', ':'], "");
+    format!("{stamp}-{}", &record["sha256"].as_str().unwrap()[..8])
+}
+
 /// SHA-256 of a file, lowercase hex.
 pub fn sha256_file(path: &Path) -> String {
     use sha2::Digest;

@@ -1,17 +1,24 @@
-//! Storage backends: a local directory used as a bucket, and (later) S3.
+//! Storage backends: a local directory used as a bucket, and S3.
 //!
 //! Tools speak to one [`Store`] rooted at an address and name objects by
-//! keys below it (`app/20261122T030000Z.sqlite3.zst`). Every backend
-//! counts the requests it makes, by kind, because object stores bill per
-//! request and the records say what a run cost.
+//! validated [`Key`]s below it (`app/20261122T030000Z-1a2b3c4d.sqlite3.zst`),
+//! so nothing a manifest or listing says can reach outside the root. Every
+//! backend counts the requests it makes, by kind, because object stores
+//! bill per request and the records say what a run cost.
+//!
+//! The layout of database backups inside a store is not known here: that
+//! is the `repo` module's alone.
 
+mod dry_run;
 mod local;
 mod requests;
 pub mod retry;
 mod s3;
 pub mod s3_config;
-mod s3_part;
+mod s3_request;
 
+pub use crate::exit::{NoSuchBucket, is_no_such_bucket};
+pub use dry_run::DryRun;
 pub use local::LocalStore;
 pub use requests::{Kind, Requests};
 pub use s3::{S3Store, Transfer, part_size};
@@ -19,74 +26,102 @@ pub use s3::{S3Store, Transfer, part_size};
 use crate::address::Address;
 use crate::digest::Digest;
 use crate::exit::{Exit, fail};
+use crate::key::Key;
 use crate::time::Timestamp;
 use anyhow::Result;
 use std::io::{Read, Write};
 
-/// The bucket itself does not exist. Kept apart from a missing object, so
-/// a caller for whom a missing object is normal (no `latest.json` yet)
-/// does not swallow it. Exits 3.
-#[derive(Debug)]
-pub struct NoSuchBucket(pub String);
-
-impl std::fmt::Display for NoSuchBucket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "no such bucket ({})", self.0)
-    }
-}
-
-impl std::error::Error for NoSuchBucket {}
-
-/// True when the error says the bucket does not exist.
-pub fn is_no_such_bucket(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| cause.is::<NoSuchBucket>())
-}
-
-/// One object found by a listing.
+/// One object found by a listing, its key already validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
     /// Key relative to the store's root.
-    pub key: String,
+    pub key: Key,
     /// Size in bytes.
     pub bytes: u64,
     /// Last modification time, when the backend reports one.
     pub modified: Option<Timestamp>,
 }
 
+/// When a small write may happen: the compare half of a compare-and-swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// Always.
+    Any,
+    /// Only if no object is at the key (`If-None-Match: *`).
+    Absent,
+    /// Only if the object is still the one read with this tag (`If-Match`).
+    Matches(String),
+}
+
+impl Condition {
+    /// The condition that the object is still as `fetched` found it.
+    pub fn unchanged_since(fetched: Option<&Fetched>) -> Condition {
+        match fetched.and_then(|f| f.tag.clone()) {
+            Some(tag) => Condition::Matches(tag),
+            None if fetched.is_none() => Condition::Absent,
+            None => Condition::Any,
+        }
+    }
+}
+
+/// A small object read whole, with the tag a conditional write compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The object's bytes.
+    pub bytes: Vec<u8>,
+    /// Its entity tag (S3's ETag; a content hash for a directory).
+    pub tag: Option<String>,
+}
+
+/// The most a small object may hold: manifests and state files, which a
+/// hostile store could otherwise make us read without end.
+pub const SMALL_OBJECT_MAX: u64 = 256 << 20;
+
 /// A place objects are stored: complete or not at all.
 pub trait Store: Send + Sync {
     /// The address of `key`, for records and log lines (never with secrets).
-    fn url(&self, key: &str) -> String;
+    fn url(&self, key: &Key) -> String;
+
+    /// The address of the store's root.
+    fn root_url(&self) -> String;
 
     /// Stores exactly `len` bytes from `body` at `key`. When `sha256` is
     /// given, the object is made visible only if the bytes match it; a
     /// mismatch or short read leaves any earlier object at `key` alone.
-    fn put(&self, key: &str, body: &mut dyn Read, len: u64, sha256: Option<&str>)
+    fn put(&self, key: &Key, body: &mut dyn Read, len: u64, sha256: Option<&str>)
     -> Result<Digest>;
+
+    /// Stores a small object only if `condition` holds; a lost condition is
+    /// a [`crate::exit::Conflict`] error. Where the storage cannot check a
+    /// condition, the write happens unconditionally (the caller read the
+    /// object just before, so the window is that of one request).
+    fn put_if(&self, key: &Key, bytes: &[u8], condition: &Condition) -> Result<()>;
 
     /// Streams the object at `key` into `sink`, returning its size. A
     /// missing object is a not-found error (exit 3).
-    fn get(&self, key: &str, sink: &mut dyn Write) -> Result<u64>;
+    fn get(&self, key: &Key, sink: &mut dyn Write) -> Result<u64>;
 
-    /// Lists the objects whose keys start with `prefix`, in key order.
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    /// Reads a small object (at most `max_bytes`) with its tag.
+    fn fetch(&self, key: &Key, max_bytes: u64) -> Result<Fetched>;
+
+    /// Lists every object below `under` (the whole store when None), in
+    /// key order. A listed key that is not a safe [`Key`] fails the listing.
+    fn list(&self, under: Option<&Key>) -> Result<Vec<ObjectInfo>>;
 
     /// Deletes the object at `key`.
-    fn delete(&self, key: &str) -> Result<()>;
+    fn delete(&self, key: &Key) -> Result<()>;
 
     /// The requests made so far.
     fn requests(&self) -> &Requests;
 
-    /// Stores a small object from memory.
-    fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<Digest> {
+    /// Stores a small object from memory, unconditionally.
+    fn put_bytes(&self, key: &Key, bytes: &[u8]) -> Result<Digest> {
         self.put(key, &mut &bytes[..], bytes.len() as u64, None)
     }
 
     /// Reads a small object into memory.
-    fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        self.get(key, &mut buf)?;
-        Ok(buf)
+    fn get_bytes(&self, key: &Key) -> Result<Vec<u8>> {
+        Ok(self.fetch(key, SMALL_OBJECT_MAX)?.bytes)
     }
 }
 
@@ -110,10 +145,7 @@ impl RemoteArgs {
     pub fn transfer(&self) -> Result<Transfer> {
         let secs = crate::time::duration_option("--timeout", &self.timeout)?;
         if secs == 0 {
-            return Err(crate::exit::fail(
-                crate::exit::Exit::Usage,
-                "bad --timeout: must be more than 0s",
-            ));
+            return Err(fail(Exit::Usage, "bad --timeout: must be more than 0s"));
         }
         Ok(Transfer {
             retry: retry::Retry {

@@ -10,39 +10,49 @@
 //!   others reject.
 //! - **Bounded memory.** Small objects go up in one PUT; larger ones in
 //!   parts of [`part_size`] bytes, two sent while a third is read, sized
-//!   so no upload needs more than 10,000 parts.
+//!   so no upload needs more than 10,000 parts. A fatal error on one part
+//!   stops the whole upload at once.
 //! - **Nothing half-visible.** A multipart upload becomes an object only on
 //!   completion, which happens only when the bytes match the expected
-//!   SHA-256; on any failure it is aborted.
-//! - **Truncation is caught.** A download is counted against its
-//!   Content-Length (attohttpc takes an early close for the end of the body)
-//!   and resumed with a Range request after a fault.
+//!   SHA-256; on any failure it is aborted, unless the completion's answer
+//!   was lost and the object proves to exist after all.
+//! - **Truncation and replacement are caught.** A download is counted
+//!   against its Content-Length (attohttpc takes an early close for the end
+//!   of the body) and resumed with a Range request after a fault; the
+//!   resumed request carries `If-Match` with the object's ETag, so the
+//!   rest of another object is never spliced on.
+//! - **Conditional writes where the provider has them.** `If-Match` and
+//!   `If-None-Match: *` make small writes compare-and-swap on AWS, R2,
+//!   Tigris, MinIO; a provider that answers 501 Not Implemented gets plain
+//!   writes for the rest of the run (rclone's server ignores the headers).
+//! - **Listings are data, not trust.** Every listed key must lie below the
+//!   store's prefix and be a safe [`Key`].
 
 use super::retry::{Fault, Retry};
 use super::s3_config::S3Config;
-use super::s3_part::{Signer, upload_part};
-use super::{Kind, ObjectInfo, Requests, Store, check_body};
+use super::s3_request::{Request, Signer, header, send};
+use super::{Condition, Fetched, Kind, ObjectInfo, Requests, Store, check_body};
 use crate::digest::{Digest, hex};
-use crate::exit::{Exit, fail};
+use crate::exit::{Conflict, Exit, fail};
+use crate::key::Key;
 use crate::time::Timestamp;
 use anyhow::Context;
-use s3::command::Command;
+use attohttpc::Method;
 use s3::creds::Credentials;
 use s3::error::S3Error;
-use s3::request::Request as _;
-use s3::request::blocking::AttoRequest;
+use s3::serde_types::Part;
 use s3::{Bucket, Region};
 use sha2::Digest as _;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Objects up to this size go up in one PUT (held in memory, and copied
-/// once more by rust-s3 to sign and send it).
+/// Objects up to this size go up in one PUT (held in memory).
 pub const SINGLE_PUT_MAX: u64 = MIN_PART;
 
 /// The smallest part of a multipart upload we use: S3's minimum. Parts
-/// are held in memory (and copied once more by rust-s3), so the part size
-/// is what bounds an upload's memory: at most three parts are alive.
+/// are held in memory, so the part size is what bounds an upload's
+/// memory: at most three parts are alive.
 pub const MIN_PART: u64 = 5 << 20;
 
 /// S3's limit on the number of parts of one upload.
@@ -86,11 +96,12 @@ impl Default for Transfer {
 pub struct S3Store {
     bucket: Box<Bucket>,
     signer: Signer,
-    stream: Box<Bucket>,
-    root: String,
+    root: Option<Key>,
     display: String,
     transfer: Transfer,
     requests: Requests,
+    /// Cleared when the provider answers a conditional write with 501.
+    conditions_work: AtomicBool,
 }
 
 impl S3Store {
@@ -120,8 +131,14 @@ impl S3Store {
             bucket = bucket.with_path_style();
         }
         bucket.set_request_timeout(Some(transfer.request_timeout));
-        let mut stream = bucket.clone();
-        stream.set_request_timeout(None);
+        let root = if config.key.is_empty() {
+            None
+        } else {
+            Some(
+                Key::parse(&config.key)
+                    .map_err(|e| fail(Exit::Usage, format!("{}: {e:#}", config.display)))?,
+            )
+        };
         Ok(S3Store {
             bucket,
             signer: Signer {
@@ -129,20 +146,19 @@ impl S3Store {
                 secret_key: config.secret_key.clone(),
                 session_token: config.session_token.clone(),
             },
-            stream,
-            root: config.key.clone(),
+            root,
             display: config.display.trim_end_matches('/').to_string(),
             transfer,
             requests: Requests::default(),
+            conditions_work: AtomicBool::new(true),
         })
     }
 
     /// The full key of `key` under the store's prefix.
-    fn full_key(&self, key: &str) -> String {
-        if self.root.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}/{key}", self.root)
+    fn full_key(&self, key: &Key) -> String {
+        match &self.root {
+            Some(root) => root.join(key).to_string(),
+            None => key.to_string(),
         }
     }
 
@@ -159,21 +175,56 @@ impl S3Store {
         })
     }
 
-    /// One PUT of an object held in memory.
-    fn put_small(&self, key: &str, body: &[u8], content_type: &str) -> anyhow::Result<()> {
+    /// A request with the whole-request timeout set.
+    fn timed<'a>(&self, method: Method, key: &'a str) -> Request<'a> {
+        let mut request = Request::new(method, key);
+        request.timeout = Some(self.transfer.request_timeout);
+        request
+    }
+
+    /// One PUT of an object held in memory, under `condition`.
+    fn put_small(&self, key: &Key, body: &[u8], condition: &Condition) -> anyhow::Result<()> {
         let full = self.full_key(key);
-        self.retried(Kind::Put, &format!("uploading {}", self.url(key)), || {
-            self.bucket
-                .put_object_with_content_type(&full, body, content_type)
-                .map(|_| ())
-        })
+        let content_type = if key.name().ends_with(".json") {
+            "application/json"
+        } else {
+            "application/octet-stream"
+        };
+        let what = format!("uploading {}", self.url(key));
+        let mut conditional = self.conditions_work.load(Ordering::Relaxed);
+        loop {
+            let result = self.retried(Kind::Put, &what, || {
+                let mut request = self.timed(Method::PUT, &full);
+                request.body = body;
+                request
+                    .headers
+                    .push(("content-type", content_type.to_string()));
+                if conditional {
+                    match condition {
+                        Condition::Any => {}
+                        Condition::Absent => request.headers.push(("if-none-match", "*".into())),
+                        Condition::Matches(tag) => request.headers.push(("if-match", tag.clone())),
+                    }
+                }
+                send(&self.bucket, &self.signer, &request).map(|_| ())
+            });
+            match result {
+                Err(e) if conditional && is_unsupported(&e) => {
+                    // The provider cannot check conditions: the caller's
+                    // read just before is the check we have.
+                    self.conditions_work.store(false, Ordering::Relaxed);
+                    conditional = false;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A multipart upload from `body`, completed only if the bytes read
     /// match `len` and `sha256`; aborted on any failure.
     fn put_multipart(
         &self,
-        key: &str,
+        key: &Key,
         body: &mut dyn Read,
         len: u64,
         sha256: Option<&str>,
@@ -191,15 +242,7 @@ impl S3Store {
             .send_parts(&full, &id, &url, body, part_size(len) as usize)
             .and_then(|(parts, digest)| {
                 check_body(&digest, len, sha256)?;
-                self.retried(
-                    Kind::Multipart,
-                    &format!("completing upload of {url}"),
-                    || {
-                        self.bucket
-                            .complete_multipart_upload(&full, &id, parts.clone())
-                            .map(|_| ())
-                    },
-                )?;
+                self.complete(&full, &id, &url, &parts, len)?;
                 Ok(digest)
             });
         if result.is_err() {
@@ -211,10 +254,78 @@ impl S3Store {
         result
     }
 
+    /// Completes a multipart upload. When the answer is lost or cannot be
+    /// read (the request may have succeeded), the object is looked up
+    /// before the upload is given up: a completed object must not be
+    /// aborted and reported as failed while it stays.
+    fn complete(
+        &self,
+        full: &str,
+        id: &str,
+        url: &str,
+        parts: &[Part],
+        len: u64,
+    ) -> anyhow::Result<()> {
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for part in parts {
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                part.part_number,
+                escape_xml(&part.etag)
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let what = format!("completing upload of {url}");
+        let result = self.retried(Kind::Multipart, &what, || {
+            let mut request = self.timed(Method::POST, full);
+            request.query.push(("uploadId", id.to_string()));
+            request.body = xml.as_bytes();
+            let response = send(&self.bucket, &self.signer, &request)?;
+            // S3 may answer 200 and still report an error in the body.
+            let text = response.text().map_err(S3Error::from)?;
+            if text.contains("<Error>") {
+                return Err(S3Error::HttpFailWithBody(500, text));
+            }
+            if !text.contains("CompleteMultipartUploadResult") {
+                return Err(S3Error::HttpFailWithBody(
+                    200,
+                    "<Code>UnreadableAnswer</Code><Message>the completion's answer could not be read</Message>".into(),
+                ));
+            }
+            Ok(())
+        });
+        let err = match result {
+            Ok(()) => return Ok(()),
+            Err(err) => err,
+        };
+        if matches!(crate::exit::exit_of(&err), Exit::Usage | Exit::NotFound) {
+            return Err(err);
+        }
+        match self.head(full) {
+            Ok(Some(size)) if size == len => Ok(()),
+            _ => Err(err),
+        }
+    }
+
+    /// The size of the object at `full`, or None when it is not there.
+    fn head(&self, full: &str) -> anyhow::Result<Option<u64>> {
+        let result = self.retried(Kind::Head, &format!("looking up {full}"), || {
+            let request = self.timed(Method::HEAD, full);
+            let response = send(&self.bucket, &self.signer, &request)?;
+            Ok(header(&response, "content-length").and_then(|v| v.parse::<u64>().ok()))
+        });
+        match result {
+            Ok(size) => Ok(size),
+            Err(e) if crate::exit::is_missing(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reads and hashes parts on this thread while [`PARTS_IN_FLIGHT`]
     /// others send them. Each part is handed over at a rendezvous and sent
-    /// from its own buffer (see [`super::s3_part`]), so at most
-    /// `PARTS_IN_FLIGHT + 1` parts are in memory, whatever the file's size.
+    /// from its own buffer, so at most `PARTS_IN_FLIGHT + 1` parts are in
+    /// memory, whatever the file's size. The first failure stops reading
+    /// and sending at once.
     fn send_parts(
         &self,
         full: &str,
@@ -222,38 +333,35 @@ impl S3Store {
         url: &str,
         body: &mut dyn Read,
         size: usize,
-    ) -> anyhow::Result<(Vec<s3::serde_types::Part>, Digest)> {
+    ) -> anyhow::Result<(Vec<Part>, Digest)> {
         let (to_senders, parts_in) = std::sync::mpsc::sync_channel::<(u32, Vec<u8>)>(0);
         let parts_in = std::sync::Mutex::new(parts_in);
         let (give_back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+        let stop = AtomicBool::new(false);
         std::thread::scope(|scope| {
             let senders: Vec<_> = (0..PARTS_IN_FLIGHT)
                 .map(|_| {
-                    let (parts_in, give_back) = (&parts_in, give_back.clone());
-                    scope.spawn(move || -> anyhow::Result<Vec<s3::serde_types::Part>> {
+                    let (parts_in, give_back, stop) = (&parts_in, give_back.clone(), &stop);
+                    scope.spawn(move || -> anyhow::Result<Vec<Part>> {
                         let mut parts = Vec::new();
-                        loop {
+                        while !stop.load(Ordering::Relaxed) {
                             let next = parts_in
                                 .lock()
                                 .map_err(|_| anyhow::anyhow!("upload queue poisoned"))?
                                 .recv();
                             let Ok((number, chunk)) = next else { break };
-                            let part = self.retried(
+                            let sent = self.retried(
                                 Kind::Part,
                                 &format!("uploading part {number} of {url}"),
-                                || {
-                                    upload_part(
-                                        &self.bucket,
-                                        &self.signer,
-                                        full,
-                                        number,
-                                        id,
-                                        &chunk,
-                                        self.transfer.request_timeout,
-                                    )
-                                },
-                            )?;
-                            parts.push(part);
+                                || self.upload_part(full, id, number, &chunk),
+                            );
+                            match sent {
+                                Ok(part) => parts.push(part),
+                                Err(e) => {
+                                    stop.store(true, Ordering::Relaxed);
+                                    return Err(e);
+                                }
+                            }
                             let _ = give_back.send(chunk);
                         }
                         Ok(parts)
@@ -265,6 +373,9 @@ impl S3Store {
             let mut total = 0u64;
             let read = (|| -> anyhow::Result<()> {
                 for number in 1u32.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break; // a sender failed; its error is reported below
+                    }
                     let mut chunk = spare.try_recv().unwrap_or_default();
                     chunk.resize(size, 0);
                     let filled = crate::compress::read_up_to(body, &mut chunk)?;
@@ -275,7 +386,7 @@ impl S3Store {
                     hasher.update(&chunk);
                     total += filled as u64;
                     if to_senders.send((number, chunk)).is_err() {
-                        break; // every sender failed; their errors are reported below
+                        break; // every sender stopped; their errors are reported below
                     }
                     if filled < size {
                         break;
@@ -283,14 +394,26 @@ impl S3Store {
                 }
                 Ok(())
             })();
+            if read.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
             drop(to_senders);
             let mut parts = Vec::new();
+            let mut first_error = None;
             for sender in senders {
-                parts.extend(
-                    sender
-                        .join()
-                        .map_err(|_| anyhow::anyhow!("upload thread panicked"))??,
-                );
+                match sender
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("upload thread panicked"))
+                    .and_then(|r| r)
+                {
+                    Ok(sent) => parts.extend(sent),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
             }
             read?;
             parts.sort_by_key(|p| p.part_number);
@@ -303,16 +426,39 @@ impl S3Store {
             ))
         })
     }
+
+    /// One UploadPart request, sent from the caller's buffer.
+    fn upload_part(&self, full: &str, id: &str, number: u32, data: &[u8]) -> Result<Part, S3Error> {
+        let mut request = self.timed(Method::PUT, full);
+        request.query.push(("partNumber", number.to_string()));
+        request.query.push(("uploadId", id.to_string()));
+        request.body = data;
+        let response = send(&self.bucket, &self.signer, &request)?;
+        let etag = header(&response, "etag").ok_or_else(|| {
+            S3Error::HttpFailWithBody(
+                response.status().as_u16(),
+                "<Code>NoETag</Code><Message>part uploaded without an ETag</Message>".into(),
+            )
+        })?;
+        Ok(Part {
+            etag,
+            part_number: number,
+        })
+    }
 }
 
 impl Store for S3Store {
-    fn url(&self, key: &str) -> String {
+    fn url(&self, key: &Key) -> String {
         format!("{}/{key}", self.display)
+    }
+
+    fn root_url(&self) -> String {
+        self.display.clone()
     }
 
     fn put(
         &self,
-        key: &str,
+        key: &Key,
         body: &mut dyn Read,
         len: u64,
         sha256: Option<&str>,
@@ -329,16 +475,21 @@ impl Store for S3Store {
             bytes: buf.len() as u64,
         };
         check_body(&digest, len, sha256)?;
-        let content_type = if key.ends_with(".json") {
-            "application/json"
-        } else {
-            "application/octet-stream"
-        };
-        self.put_small(key, &buf, content_type)?;
+        self.put_small(key, &buf, &Condition::Any)?;
         Ok(digest)
     }
 
-    fn get(&self, key: &str, sink: &mut dyn Write) -> anyhow::Result<u64> {
+    fn put_if(&self, key: &Key, bytes: &[u8], condition: &Condition) -> anyhow::Result<()> {
+        self.put_small(key, bytes, condition).map_err(|e| {
+            if is_precondition_failed(&e) {
+                anyhow::Error::new(Conflict(self.url(key)))
+            } else {
+                e
+            }
+        })
+    }
+
+    fn get(&self, key: &Key, sink: &mut dyn Write) -> anyhow::Result<u64> {
         let full = self.full_key(key);
         let mut sink = Tracked {
             inner: sink,
@@ -346,28 +497,43 @@ impl Store for S3Store {
             bytes: 0,
         };
         let mut total: Option<u64> = None;
+        let mut etag: Option<String> = None;
         self.transfer
             .retry
             .run(&format!("downloading {}", self.url(key)), |_| {
                 self.requests.count(Kind::Get);
-                // After a fault mid-body, ask only for the rest.
+                // After a fault mid-body, ask only for the rest, and only
+                // of the same object.
                 let start = sink.bytes;
-                let command = if start == 0 {
-                    Command::GetObject
-                } else {
-                    Command::GetObjectRange { start, end: None }
+                let mut request = Request::new(Method::GET, &full);
+                if start > 0 {
+                    request.headers.push(("range", format!("bytes={start}-")));
+                    if let Some(tag) = &etag {
+                        request.headers.push(("if-match", tag.clone()));
+                    }
+                }
+                let mut response = match send(&self.bucket, &self.signer, &request) {
+                    Ok(response) => response,
+                    Err(e) => {
+                        let fault = classify(e);
+                        if start > 0 && is_precondition_failed(&fault.error) {
+                            return Err(Fault::fatal(fail(
+                                Exit::Failed,
+                                "the object was replaced while it was downloaded; nothing was restored",
+                            )));
+                        }
+                        return Err(fault);
+                    }
                 };
-                let request = AttoRequest::new(&self.stream, &full, command).map_err(classify)?;
-                let mut response = request.response().map_err(classify)?;
+                if start == 0 {
+                    etag = header(&response, "etag");
+                }
                 // A resumed body must start where the last one stopped: AWS
                 // answers 206, rclone's server 200 with a Content-Range; a
                 // server that ignored the Range would send the whole object.
                 let resumed = start == 0
                     || response.status().as_u16() == 206
-                    || response
-                        .headers()
-                        .get("content-range")
-                        .and_then(|v| v.to_str().ok())
+                    || header(&response, "content-range")
                         .is_some_and(|v| v.starts_with(&format!("bytes {start}-")));
                 if !resumed {
                     return Err(Fault::fatal(fail(
@@ -375,11 +541,7 @@ impl Store for S3Store {
                         "the server ignored a Range request, so the download cannot resume",
                     )));
                 }
-                let length = response
-                    .headers()
-                    .get("content-length")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
+                let length = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok());
                 if total.is_none() {
                     total = length.map(|l| l + start);
                 }
@@ -401,28 +563,74 @@ impl Store for S3Store {
             })
     }
 
-    fn list(&self, prefix: &str) -> anyhow::Result<Vec<ObjectInfo>> {
-        let full = self.full_key(prefix);
-        let strip = if self.root.is_empty() {
-            0
-        } else {
-            self.root.len() + 1
+    fn fetch(&self, key: &Key, max_bytes: u64) -> anyhow::Result<Fetched> {
+        let full = self.full_key(key);
+        let url = self.url(key);
+        self.retried(Kind::Get, &format!("downloading {url}"), || {
+            let request = self.timed(Method::GET, &full);
+            let response = send(&self.bucket, &self.signer, &request)?;
+            let tag = header(&response, "etag");
+            let mut bytes = Vec::new();
+            response
+                .take(max_bytes + 1)
+                .read_to_end(&mut bytes)
+                .map_err(S3Error::Io)?;
+            Ok(Fetched { bytes, tag })
+        })
+        .and_then(|fetched| {
+            if fetched.bytes.len() as u64 > max_bytes {
+                return Err(fail(
+                    Exit::Failed,
+                    format!("{url} is larger than {max_bytes} bytes"),
+                ));
+            }
+            Ok(fetched)
+        })
+    }
+
+    fn list(&self, under: Option<&Key>) -> anyhow::Result<Vec<ObjectInfo>> {
+        let (prefix, what) = match under {
+            Some(key) => (format!("{}/", self.full_key(key)), self.url(key)),
+            None => (
+                self.root
+                    .as_ref()
+                    .map(|r| format!("{r}/"))
+                    .unwrap_or_default(),
+                self.display.clone(),
+            ),
         };
+        let root_prefix = self
+            .root
+            .as_ref()
+            .map(|r| format!("{r}/"))
+            .unwrap_or_default();
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page =
-                self.retried(Kind::List, &format!("listing {}", self.url(prefix)), || {
-                    self.bucket
-                        .list_page(full.clone(), None, token.clone(), None, Some(LIST_PAGE))
-                        .map(|(page, _)| page)
-                })?;
+            let page = self.retried(Kind::List, &format!("listing {what}"), || {
+                self.bucket
+                    .list_page(prefix.clone(), None, token.clone(), None, Some(LIST_PAGE))
+                    .map(|(page, _)| page)
+            })?;
             for object in page.contents {
-                let Some(key) = object.key.get(strip..) else {
-                    continue;
-                };
+                // A listing is data from the server: a key outside the
+                // prefix asked for, or not a safe key, fails the listing.
+                let rel = object
+                    .key
+                    .strip_prefix(&prefix)
+                    .and_then(|_| object.key.strip_prefix(&root_prefix))
+                    .ok_or_else(|| {
+                        fail(
+                            Exit::Failed,
+                            format!(
+                                "listing {what}: the server returned {:?}, which is not below it",
+                                object.key
+                            ),
+                        )
+                    })?;
+                let key = Key::parse(rel).with_context(|| format!("listing {what}"))?;
                 found.push(ObjectInfo {
-                    key: key.to_string(),
+                    key,
                     bytes: object.size,
                     modified: Timestamp::parse_rfc3339(&object.last_modified).ok(),
                 });
@@ -436,7 +644,7 @@ impl Store for S3Store {
         Ok(found)
     }
 
-    fn delete(&self, key: &str) -> anyhow::Result<()> {
+    fn delete(&self, key: &Key) -> anyhow::Result<()> {
         let full = self.full_key(key);
         self.retried(Kind::Delete, &format!("deleting {}", self.url(key)), || {
             self.bucket.delete_object(&full).map(|_| ())
@@ -475,6 +683,41 @@ impl Write for Tracked<'_> {
     }
 }
 
+/// An answer callers must recognise by status and code: a condition that
+/// did not hold, or a header the provider does not implement. Displays
+/// as the rest of the errors do.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    code: String,
+    detail: String,
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl std::error::Error for Answer {}
+
+/// The S3 answer in an error's chain, if any.
+fn answer_of(err: &anyhow::Error) -> Option<&Answer> {
+    err.chain().find_map(|c| c.downcast_ref::<Answer>())
+}
+
+/// True when a conditional request's condition did not hold.
+fn is_precondition_failed(err: &anyhow::Error) -> bool {
+    answer_of(err).is_some_and(|a| {
+        a.status == 412 || (a.status == 409 && a.code == "ConditionalRequestConflict")
+    })
+}
+
+/// True when the provider does not implement a header we sent.
+fn is_unsupported(err: &anyhow::Error) -> bool {
+    answer_of(err).is_some_and(|a| a.status == 501 || a.code == "NotImplemented")
+}
+
 /// Turns a rust-s3 error into a fault: which are worth retrying, and a
 /// message and exit code for the rest. Only the S3 error code and message
 /// of a response are kept, never the whole body (AWS echoes the string it
@@ -489,8 +732,17 @@ fn classify(error: S3Error) -> Fault {
                 (false, true) => format!("HTTP {status} {code}"),
                 (false, false) => format!("HTTP {status} {code}: {message}"),
             };
+            if matches!(status, 409 | 412 | 501) || code == "NotImplemented" {
+                return Fault::fatal(anyhow::Error::new(Answer {
+                    status,
+                    code,
+                    detail,
+                }));
+            }
             match status {
                 408 | 429 | 500 | 502 | 503 | 504 => Fault::transient(anyhow::anyhow!(detail)),
+                // A success whose answer could not be read.
+                200 => Fault::transient(anyhow::anyhow!(detail)),
                 401 | 403 => Fault::fatal(fail(
                     Exit::Usage,
                     format!("access denied ({detail}): check the access key, secret and region"),
@@ -534,6 +786,14 @@ fn xml_field(body: &str, name: &str) -> Option<String> {
     Some(body[start..end].trim().to_string())
 }
 
+/// Escapes text for an XML element.
+fn escape_xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,5 +829,15 @@ mod tests {
             ))
             .transient
         );
+        let lost = classify(S3Error::HttpFailWithBody(
+            412,
+            "<Code>PreconditionFailed</Code>".into(),
+        ));
+        assert!(!lost.transient && is_precondition_failed(&lost.error));
+        let unsupported = classify(S3Error::HttpFailWithBody(
+            501,
+            "<Code>NotImplemented</Code>".into(),
+        ));
+        assert!(is_unsupported(&unsupported.error));
     }
 }

@@ -82,6 +82,10 @@ pub struct Args {
     #[arg(long, value_name = "GLOB")]
     pub include: Vec<String>,
 
+    /// Follow symbolic links in SOURCE and copy what they point to (default: skip them with a warning)
+    #[arg(long)]
+    pub copy_links: bool,
+
     /// Do not exclude SQLite files (*.sqlite3*, *-wal, *-shm, *-journal)
     #[arg(long)]
     pub no_default_excludes: bool,

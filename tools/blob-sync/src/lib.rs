@@ -2,13 +2,15 @@
 //! to a bucket and back — copying only what changed, asking the storage as
 //! little as possible, and refusing plans that would wipe a good backup.
 //!
-//! The run: learn both sides' state ([`side`], a walk and the cached or
-//! stored manifest, no per-file request), compute the whole [`plan`],
-//! refuse it if it deletes too much, copy in parallel, delete, and write
-//! the destination's manifest last.
+//! The run: lock a local destination against other runs, learn both
+//! sides' state ([`side`], a walk and the cached or stored manifest, no
+//! per-file request), compute the whole [`plan`], refuse it if it deletes
+//! too much, copy in parallel, delete, and record the changes in the
+//! destination's manifest last ([`commit`]), merged with any other run's.
 
 pub mod cache;
 pub mod cli;
+pub mod commit;
 pub mod filter;
 pub mod plan;
 pub mod side;
@@ -23,6 +25,8 @@ use serde_json::json;
 use side::Side;
 use sqlkeep_common::address::Address;
 use sqlkeep_common::exit::{Exit, exit_of, fail};
+use sqlkeep_common::key::Key;
+use sqlkeep_common::lock::DirLock;
 use sqlkeep_common::log::Log;
 use sqlkeep_common::record::{Output, Record};
 use sqlkeep_common::units::{human_bytes, human_duration};
@@ -36,6 +40,9 @@ use tree::{Entry, Tree};
 pub fn command() -> clap::Command {
     Args::command()
 }
+
+/// How long a run waits for another run into the same local directory.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Runs `blob-sync`.
 pub fn run(args: Args) -> Result<Exit> {
@@ -64,7 +71,16 @@ pub fn run(args: Args) -> Result<Exit> {
     let source_name = source_address.to_string();
     let dest_name = dest_address.to_string();
 
-    let source = src.source_state(&filter, args.full_check)?;
+    // Two runs into one local directory take turns; a remote destination
+    // is protected by the conditional write of its manifest instead.
+    let _lock = match (&dst, args.dry_run) {
+        (Side::Dir(dir), false) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            Some(DirLock::exclusive(dir, LOCK_WAIT)?)
+        }
+        _ => None,
+    };
+    let source = src.source_state(&filter, args.full_check, args.copy_links)?;
     for problem in &source.problems {
         log.warn(&source_name, problem);
     }
@@ -100,10 +116,10 @@ pub fn run(args: Args) -> Result<Exit> {
         .set("dest_state_from", dest.how.name());
     if args.dry_run {
         for (path, _) in &plan.copy {
-            log.info(path, "would copy");
+            log.info(path.as_str(), "would copy");
         }
         for (path, _) in &plan.delete {
-            log.info(path, "would delete");
+            log.info(path.as_str(), "would delete");
         }
         record.set("dry_run", true).set(
             "plan",
@@ -148,41 +164,40 @@ pub fn run(args: Args) -> Result<Exit> {
         return Ok(exit);
     }
 
-    // Copy, then delete, then record the new state: an interrupted run
+    // Copy, then delete, then record the changes: an interrupted run
     // leaves a manifest that is at worst out of date in the safe direction
     // (files it lists as present are, or will be copied again).
     let copied = copy_all(&src, &dst, &plan.copy, args.transfers as usize, &log);
     let mut errors = copied.failed.len();
-    let mut state: Tree = plan.keep.clone();
-    state.extend(copied.done.iter().cloned());
-    // A file that failed to copy keeps what the destination had, if anything.
-    for (path, _) in &copied.failed {
-        if let Some(old) = dest.tree.get(path) {
-            state.insert(path.clone(), old.clone());
+    let mut changes = commit::Changes::default();
+    changes.updated.extend(copied.done.iter().cloned());
+    // Files in place whose entry this run learned more about (a checksum,
+    // a modification time) are recorded too.
+    for (path, entry) in &plan.keep {
+        if dest.tree.get(path) != Some(entry) {
+            changes.updated.push((path.clone(), entry.clone()));
         }
     }
     let mut deleted = Vec::new();
     for (path, entry) in &plan.delete {
         match dst.delete(path) {
             Ok(()) => {
-                log.info(path, "deleted");
+                log.info(path.as_str(), "deleted");
                 deleted.push((path.clone(), entry.clone()));
+                changes.deleted.push(path.clone());
             }
             Err(err) => {
                 log.error(&side::describe(&dst, path), &err);
-                state.insert(path.clone(), entry.clone());
                 errors += 1;
             }
         }
     }
-    // The manifest is rewritten only when the state it records moved: an
-    // unchanged tree costs no PUT, even when its state came from a GET.
-    let changed = state != dest.tree;
-    let manifest = tree::manifest_json(&state, &source_name);
-    if changed {
-        dst.write_manifest(&manifest)
-            .context("writing the destination manifest")?;
-    }
+    // The manifest is rewritten only when something changed: an unchanged
+    // tree costs no request, even when its state came from a GET.
+    let manifest = match commit::write(&dst, &dest.full, &changes, &source_name)? {
+        Some(text) => text,
+        None => tree::manifest_json(&dest.full, &source_name),
+    };
     if let Some(path) = &cache_path
         && let Err(e) = cache::save(path, &manifest)
     {
@@ -192,7 +207,7 @@ pub fn run(args: Args) -> Result<Exit> {
         );
     }
 
-    let copied_entries: Vec<(String, Entry)> = copied.done;
+    let copied_entries: Vec<(Key, Entry)> = copied.done;
     fill_counts(
         &mut record,
         direction,
@@ -202,6 +217,7 @@ pub fn run(args: Args) -> Result<Exit> {
         source.skipped,
         errors,
     );
+    record.set("links_skipped", source.links);
     record.set("requests", requests(&src, &dst)).set(
         "seconds",
         (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
@@ -235,20 +251,14 @@ pub fn run(args: Args) -> Result<Exit> {
 
 /// The result of the copy phase.
 struct Copied {
-    done: Vec<(String, Entry)>,
-    failed: Vec<(String, Entry)>,
+    done: Vec<(Key, Entry)>,
+    failed: Vec<(Key, Entry)>,
     worst: Option<Exit>,
 }
 
 /// Copies files with `transfers` workers, each streaming one file at a
 /// time, so memory stays bounded whatever the tree holds.
-fn copy_all(
-    src: &Side,
-    dst: &Side,
-    files: &[(String, Entry)],
-    transfers: usize,
-    log: &Log,
-) -> Copied {
+fn copy_all(src: &Side, dst: &Side, files: &[(Key, Entry)], transfers: usize, log: &Log) -> Copied {
     let next = AtomicUsize::new(0);
     let done = Mutex::new(Vec::new());
     let failed = Mutex::new(Vec::new());
@@ -264,7 +274,10 @@ fn copy_all(
                     };
                     match side::copy(src, dst, path, entry) {
                         Ok(new) => {
-                            log.info(path, &format!("copied, {}", human_bytes(new.bytes)));
+                            log.info(
+                                path.as_str(),
+                                &format!("copied, {}", human_bytes(new.bytes)),
+                            );
                             done.lock().unwrap().push((path.clone(), new));
                         }
                         Err(err) => {
@@ -305,8 +318,8 @@ fn copy_all(
 fn fill_counts(
     record: &mut Record,
     direction: &str,
-    copied: &[(String, Entry)],
-    deleted: &[(String, Entry)],
+    copied: &[(Key, Entry)],
+    deleted: &[(Key, Entry)],
     kept: &Tree,
     skipped: u64,
     errors: usize,

@@ -6,14 +6,15 @@ use crate::side::Side;
 use crate::tree::{Entry, Tree};
 use anyhow::Result;
 use sqlkeep_common::exit::{Exit, fail};
+use sqlkeep_common::key::Key;
 
 /// What a sync will do.
 #[derive(Debug, Default)]
 pub struct Plan {
     /// Files to copy, with their source entry.
-    pub copy: Vec<(String, Entry)>,
+    pub copy: Vec<(Key, Entry)>,
     /// Destination files to delete.
-    pub delete: Vec<(String, Entry)>,
+    pub delete: Vec<(Key, Entry)>,
     /// Files already in place, as the manifest will record them.
     pub keep: Tree,
 }

@@ -1,14 +1,24 @@
 //! The two ends of a sync: a local directory or a remote, what state each
 //! is in, and the copy and delete operations between them.
+//!
+//! A local side never follows a symbolic link below its root: files are
+//! reached through `sqlkeep_common::confine`, so a link where a restore
+//! would write (issue 10: a symlinked directory inside the destination was
+//! followed on every run) fails that entry. A remote side is reached only
+//! through validated keys, so nothing can be read, written or deleted
+//! outside its prefix.
 
 use crate::filter::Filter;
-use crate::tree::{Entry, MANIFEST, Tree, from_nanos, nanos, parse_manifest, walk};
+use crate::tree::{Entry, MANIFEST, Tree, from_nanos, manifest_key, nanos, parse_manifest, walk};
 use anyhow::{Context, Result};
 use sqlkeep_common::address::Address;
-use sqlkeep_common::atomic::{AtomicFile, is_temp_name, write_atomic};
-use sqlkeep_common::digest::{HashReader, HashWriter, file_digest};
-use sqlkeep_common::exit::{Exit, exit_of, fail};
-use sqlkeep_common::store::{self, Store, Transfer, is_no_such_bucket};
+use sqlkeep_common::atomic::{AtomicFile, write_atomic};
+use sqlkeep_common::confine;
+use sqlkeep_common::digest::{HashReader, HashWriter};
+use sqlkeep_common::exit::{Exit, fail, is_missing};
+use sqlkeep_common::key::Key;
+use sqlkeep_common::regular::open_regular;
+use sqlkeep_common::store::{self, Condition, Fetched, SMALL_OBJECT_MAX, Store, Transfer};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -52,8 +62,13 @@ impl Source {
 pub struct State {
     /// Files that pass the filter.
     pub tree: Tree,
+    /// Every file the side holds, filtered or not: what its manifest
+    /// records, so a run with other filters loses no one's entries.
+    pub full: Tree,
     /// Files left out by the filter.
     pub skipped: u64,
+    /// Symbolic links not followed.
+    pub links: u64,
     /// Files that could not be read.
     pub problems: Vec<String>,
     /// False when the side does not exist at all.
@@ -81,22 +96,31 @@ impl Side {
 
     /// The state of this side as a source: a walk, or the remote's
     /// manifest (listing only with `full_check` or when there is none).
-    pub fn source_state(&self, filter: &Filter, full_check: bool) -> Result<State> {
+    pub fn source_state(
+        &self,
+        filter: &Filter,
+        full_check: bool,
+        follow_links: bool,
+    ) -> Result<State> {
         match self {
             Side::Dir(dir) => {
                 if !dir.is_dir() {
                     return Ok(State {
                         tree: Tree::new(),
+                        full: Tree::new(),
                         skipped: 0,
+                        links: 0,
                         problems: Vec::new(),
                         exists: false,
                         how: Source::Walk,
                     });
                 }
-                let w = walk(dir, filter)?;
+                let w = walk(dir, filter, follow_links)?;
                 Ok(State {
+                    full: w.tree.clone(),
                     tree: w.tree,
                     skipped: w.skipped,
+                    links: w.links,
                     problems: w.problems,
                     exists: true,
                     how: Source::Walk,
@@ -106,9 +130,10 @@ impl Side {
         }
     }
 
-    /// The state of this side as a destination. A directory is walked, and
-    /// SHA-256s it cannot know from stat come from its manifest; a remote
-    /// comes from the cache, else its manifest, else a listing.
+    /// The state of this side as a destination. A directory is walked (its
+    /// links are not part of it), and SHA-256s it cannot know from stat
+    /// come from its manifest; a remote comes from the cache, else its
+    /// manifest, else a listing.
     pub fn dest_state(
         &self,
         filter: &Filter,
@@ -117,7 +142,10 @@ impl Side {
     ) -> Result<State> {
         match self {
             Side::Dir(dir) => {
-                let mut state = self.source_state(filter, false)?;
+                let mut state = self.source_state(filter, false, false)?;
+                // Links in a destination are not files of it: not worth a
+                // warning each, and never followed.
+                state.problems.retain(|p| !p.contains("a symbolic link"));
                 let known = cached.or_else(|| {
                     std::fs::read(dir.join(MANIFEST))
                         .ok()
@@ -140,33 +168,79 @@ impl Side {
     }
 
     /// The SHA-256 of a local file of this side (None for a remote).
-    pub fn local_sha256(&self, rel: &str) -> Result<Option<String>> {
+    pub fn local_sha256(&self, rel: &Key) -> Result<Option<String>> {
         match self {
-            Side::Dir(dir) => Ok(Some(file_digest(&dir.join(rel))?.sha256)),
+            Side::Dir(dir) => {
+                let path = confine::resolve(dir, rel)?;
+                let (file, _) = open_regular(&path)?;
+                let mut reader = HashReader::new(file);
+                std::io::copy(&mut reader, &mut std::io::sink())
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Ok(Some(reader.finish().sha256))
+            }
             Side::Remote(_) => Ok(None),
         }
     }
 
-    /// Removes one file.
-    pub fn delete(&self, rel: &str) -> Result<()> {
+    /// Removes one file; only ever a regular file below a local root (a
+    /// link or directory there is an error), or a key below a remote prefix.
+    pub fn delete(&self, rel: &Key) -> Result<()> {
         match self {
-            Side::Dir(dir) => match std::fs::remove_file(dir.join(rel)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).context("deleting"),
-                _ => Ok(()),
-            },
+            Side::Dir(dir) => {
+                let path = confine::resolve(dir, rel)?;
+                match std::fs::symlink_metadata(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Ok(meta) if !meta.is_file() => {
+                        return Err(fail(
+                            Exit::Failed,
+                            format!(
+                                "{} is {}; not deleted",
+                                path.display(),
+                                sqlkeep_common::regular::kind_name(&meta)
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(e).with_context(|| format!("deleting {}", path.display()))
+                    }
+                    _ => Ok(()),
+                }
+            }
             Side::Remote(store) => store.delete(rel),
         }
     }
 
-    /// Stores the manifest, last of all writes.
-    pub fn write_manifest(&self, text: &str) -> Result<()> {
+    /// Reads the remote manifest as it is now, with its tag (None when
+    /// there is none, or for a directory).
+    pub fn current_manifest(&self) -> Result<Option<(Tree, Fetched)>> {
+        let Side::Remote(store) = self else {
+            return Ok(None);
+        };
+        let key = manifest_key();
+        match store.fetch(&key, SMALL_OBJECT_MAX) {
+            Ok(fetched) => {
+                let tree = parse_manifest(&fetched.bytes, &store.url(&key))?;
+                Ok(Some((tree, fetched)))
+            }
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores the manifest, last of all writes: for a remote, only if the
+    /// manifest is still as `condition` says (a lost condition is a
+    /// `Conflict`, and the caller merges and tries again).
+    pub fn write_manifest(&self, text: &str, condition: &Condition) -> Result<()> {
         match self {
             Side::Dir(dir) => {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
                 write_atomic(&dir.join(MANIFEST), text.as_bytes(), 0o600)
             }
-            Side::Remote(store) => store.put_bytes(MANIFEST, text.as_bytes()).map(|_| ()),
+            Side::Remote(store) => store.put_if(&manifest_key(), text.as_bytes(), condition),
         }
     }
 }
@@ -184,9 +258,10 @@ fn remote_state(
         (false, Some(tree)) => Some(tree),
         (false, None) => {
             how = Source::Manifest;
-            match store.get_bytes(MANIFEST) {
-                Ok(bytes) => Some(parse_manifest(&bytes, &store.url(MANIFEST))?),
-                Err(e) if exit_of(&e) == Exit::NotFound && !is_no_such_bucket(&e) => None,
+            let key = manifest_key();
+            match store.get_bytes(&key) {
+                Ok(bytes) => Some(parse_manifest(&bytes, &store.url(&key))?),
+                Err(e) if is_missing(&e) => None,
                 Err(e) => return Err(e),
             }
         }
@@ -195,9 +270,10 @@ fn remote_state(
     if tree.is_none() {
         how = Source::Listing;
         let mut listed = Tree::new();
-        for object in store.list("")? {
-            let name = object.key.rsplit('/').next().unwrap_or_default();
-            if object.key == MANIFEST || is_temp_name(name) {
+        for object in store.list(None)? {
+            if object.key.as_str() == MANIFEST
+                || sqlkeep_common::atomic::is_temp_name(object.key.name())
+            {
                 continue;
             }
             listed.insert(
@@ -213,14 +289,16 @@ fn remote_state(
     }
     let full = tree.unwrap_or_default();
     let exists = !full.is_empty() || how != Source::Listing;
-    let before = full.len() as u64;
-    let tree: Tree = full
-        .into_iter()
-        .filter(|(path, _)| filter.allows(path))
+    let filtered: Tree = full
+        .iter()
+        .filter(|(path, _)| filter.allows(path.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     Ok(State {
-        skipped: before - tree.len() as u64,
-        tree,
+        skipped: (full.len() - filtered.len()) as u64,
+        tree: filtered,
+        full,
+        links: 0,
         problems: Vec::new(),
         exists,
         how,
@@ -229,16 +307,17 @@ fn remote_state(
 
 /// Copies one file from `src` to `dst`, checking what it can, and returns
 /// the destination's new entry.
-pub fn copy(src: &Side, dst: &Side, rel: &str, entry: &Entry) -> Result<Entry> {
+pub fn copy(src: &Side, dst: &Side, rel: &Key, entry: &Entry) -> Result<Entry> {
     match (src, dst) {
         (Side::Dir(from), Side::Remote(store)) => {
-            let path = from.join(rel);
-            let mut file = std::fs::File::open(&path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            let meta = file.metadata().context("reading metadata")?;
-            let digest = store.put(rel, &mut file, meta.len(), None)?;
+            let path = confine::resolve(from, rel)?;
+            // A regular file only: a FIFO or device swapped in since the
+            // walk is refused, not read forever.
+            let (mut file, len) = open_regular(&path)?;
+            let before = file.metadata().context("reading metadata")?;
+            let digest = store.put(rel, &mut file, len, None)?;
             let after = std::fs::metadata(&path).context("reading metadata")?;
-            if after.modified().ok() != meta.modified().ok() {
+            if after.modified().ok() != before.modified().ok() {
                 return Err(fail(
                     Exit::Failed,
                     "changed while it was uploaded; it will be copied next run",
@@ -246,34 +325,42 @@ pub fn copy(src: &Side, dst: &Side, rel: &str, entry: &Entry) -> Result<Entry> {
             }
             Ok(Entry {
                 bytes: digest.bytes,
-                mtime_ns: meta.modified().ok().map(nanos),
+                mtime_ns: before.modified().ok().map(nanos),
                 sha256: Some(digest.sha256),
             })
         }
         (_, Side::Dir(to)) => {
-            let dest = to.join(rel);
-            let dir = sqlkeep_common::atomic::parent_dir(&dest);
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let mut out = AtomicFile::create(&dest, FILE_MODE)?;
-            let mut hashing = HashWriter::new(BufWriter::new(out.file()));
-            match src {
-                Side::Remote(store) => {
-                    store.get(rel, &mut hashing)?;
-                }
-                Side::Dir(from) => {
-                    let mut reader = HashReader::new(
-                        std::fs::File::open(from.join(rel))
-                            .with_context(|| format!("opening {}", from.join(rel).display()))?,
-                    );
-                    std::io::copy(&mut reader, &mut hashing).context("copying")?;
-                }
+            let dest = confine::prepare(to, rel)?;
+            if let Ok(meta) = std::fs::symlink_metadata(&dest)
+                && meta.is_dir()
+            {
+                return Err(fail(
+                    Exit::Failed,
+                    format!("{} is a directory where a file belongs", dest.display()),
+                ));
             }
-            let (writer, digest) = hashing.finish();
-            writer
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .context("writing")?
-                .flush()?;
+            let mut out = AtomicFile::create(&dest, FILE_MODE)?;
+            let digest = {
+                let mut hashing = HashWriter::new(BufWriter::new(&mut out));
+                match src {
+                    Side::Remote(store) => {
+                        store.get(rel, &mut hashing)?;
+                    }
+                    Side::Dir(from) => {
+                        let path = confine::resolve(from, rel)?;
+                        let (file, _) = open_regular(&path)?;
+                        let mut reader = HashReader::new(file);
+                        std::io::copy(&mut reader, &mut hashing).context("copying")?;
+                    }
+                }
+                let (writer, digest) = hashing.finish();
+                writer
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .context("writing")?
+                    .flush()?;
+                digest
+            };
             if let Some(expected) = &entry.sha256
                 && *expected != digest.sha256
             {
@@ -308,10 +395,10 @@ pub fn copy(src: &Side, dst: &Side, rel: &str, entry: &Entry) -> Result<Entry> {
     }
 }
 
-/// The path of a file of a local side (for messages).
-pub fn describe(side: &Side, rel: &str) -> String {
+/// The path of a file of a side (for messages).
+pub fn describe(side: &Side, rel: &Key) -> String {
     match side {
-        Side::Dir(dir) => dir.join(rel).display().to_string(),
+        Side::Dir(dir) => rel.below(dir).display().to_string(),
         Side::Remote(store) => store.url(rel),
     }
 }

@@ -17,11 +17,15 @@ use std::path::PathBuf;
 (<remote>/<db>/<stamp>.sqlite3.zst); with no SOURCE, `object` records are read from stdin.\n\n\
 The stored SHA-256 is checked while the object streams in, the data is decompressed and \
 its raw SHA-256 checked, and only then is the file fsynced and renamed into place: a failed \
-restore leaves the previous file untouched. Stale -wal and -shm files beside a replaced \
-database are removed. Prints one `restored` record (JSON) per file.\n\n\
-An existing non-empty file is never replaced without --force (exit 5). With --if-missing, \
-a present database is left alone and the run exits 0: the boot-time restore for a fresh \
-Fly.io volume or a new server.",
+restore leaves the previous file untouched. A replaced database is first checkpointed, \
+its -wal, -shm and -journal are moved aside until the new file is in place, then removed: \
+a restore killed at any moment leaves the old database with every committed row, or the \
+new one. Prints one `restored` record (JSON) per file.\n\n\
+An existing non-empty file is never replaced without --force (exit 5), a file another \
+process has open never without --even-if-open as well (exit 5), and a target that is not \
+a regular file (a device, a FIFO) never at all. With --if-missing, a present database is \
+left alone and the run exits 0: the boot-time restore for a fresh Fly.io volume or a new \
+server. -o DIR/ (with the slash) names a directory, created if missing.",
     after_help = "Examples:\n  \
 bucket-pull /mnt/backups/databases/production -o storage/production.sqlite3 --if-missing\n  \
 bucket-pull b2:my-bucket/databases/production --latest -o /tmp/drill.sqlite3 | sqlite-verify --max-age 26h\n  \
@@ -48,6 +52,10 @@ pub struct Args {
     /// Replace an existing non-empty file (stop the application first)
     #[arg(long, conflicts_with = "if_missing")]
     pub force: bool,
+
+    /// Replace the target even when another process has it open (its writes go to the old file and are lost)
+    #[arg(long, requires = "force")]
+    pub even_if_open: bool,
 
     /// Restore only when the target is absent or empty; otherwise exit 0 quietly
     #[arg(long)]

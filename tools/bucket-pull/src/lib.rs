@@ -1,24 +1,27 @@
 //! `bucket-pull`: restore databases from a remote, checked and atomic.
 //!
-//! [`source`] resolves what to fetch (a prefix's newest snapshot, one
-//! object, or an `object` record); [`restore`] decides whether the target
-//! may be written and installs the checked file. One `restored` record per
-//! file goes to stdout.
+//! The repository (`sqlkeep_common::repo::locate`) finds what a source
+//! names and the manifest it is checked against; [`restore`] decides
+//! whether the target may be written and installs the checked file without
+//! losing the one it replaces. One `restored` record per file goes to
+//! stdout.
 
 pub mod cli;
 pub mod list;
 pub mod restore;
-pub mod source;
 
 use anyhow::Result;
 use clap::CommandFactory;
 use cli::Args;
-use restore::Decision;
-use sqlkeep_common::exit::{Exit, Tally, fail};
+use restore::{Decision, Permission};
+use sqlkeep_common::address::Address;
+use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::input::{Input, inputs};
 use sqlkeep_common::log::Log;
 use sqlkeep_common::record::{Output, Record};
+use sqlkeep_common::repo::{Located, Restorable, locate, locate_record};
 use sqlkeep_common::store::{Kind, Transfer};
+use sqlkeep_common::tally::Tally;
 use sqlkeep_common::time::Timestamp;
 use sqlkeep_common::units::{human_bytes, human_duration};
 use std::collections::HashSet;
@@ -33,14 +36,15 @@ pub fn command() -> clap::Command {
 /// Runs `bucket-pull`.
 pub fn run(args: Args) -> Result<Exit> {
     let log = Log::new("bucket-pull", args.log.level());
-    if args.sources.len() > 1 && args.output.as_ref().is_some_and(|o| !o.is_dir()) {
+    let output = prepare_output(args.output.as_deref())?;
+    if args.sources.len() > 1 && !output.as_ref().is_some_and(|o| o.is_dir()) {
         return Err(fail(
             Exit::Usage,
             "several sources need -o to name an existing directory",
         ));
     }
     let transfer = args.remote_args.transfer()?;
-    let at = args.at.as_deref().map(source::parse_at).transpose()?;
+    let at = args.at.as_deref().map(parse_at).transpose()?;
     let mut out = Output::stdout();
     let mut tally = Tally::default();
     let mut targets: HashSet<PathBuf> = HashSet::new();
@@ -59,44 +63,90 @@ pub fn run(args: Args) -> Result<Exit> {
                         out.emit(&record)?;
                     }
                 }
-                Err(err) => {
-                    tally.report(&log, &input.label(), &err);
-                }
+                Err(err) => tally.report(&log, &input.label(), &err),
             }
             continue;
         }
-        match pull_one(&input, &args, at, transfer, &mut targets, &log) {
+        match pull_one(
+            &input,
+            &args,
+            output.as_deref(),
+            at,
+            transfer,
+            &mut targets,
+            &log,
+        ) {
             Ok(Some(record)) => out.emit(&record)?,
             Ok(None) => {}
-            Err(err) => {
-                tally.report(&log, &input.label(), &err);
-            }
+            Err(err) => tally.report(&log, &input.label(), &err),
         }
     }
     Ok(tally.exit())
+}
+
+/// Makes `-o DIR/` (a trailing slash names a directory) and the parent
+/// directory of `-o FILE` exist before anything is downloaded, so a bad
+/// `-o` fails at once rather than after the whole download.
+fn prepare_output(output: Option<&Path>) -> Result<Option<PathBuf>> {
+    let Some(output) = output else {
+        return Ok(None);
+    };
+    let as_dir = output.as_os_str().to_string_lossy().ends_with('/');
+    let dir = if as_dir {
+        output.to_path_buf()
+    } else if output.is_dir() {
+        return Ok(Some(output.to_path_buf()));
+    } else {
+        sqlkeep_common::atomic::parent_dir(output)
+    };
+    match std::fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(fail(
+                Exit::Usage,
+                format!(
+                    "-o {}: {} is not a directory",
+                    output.display(),
+                    dir.display()
+                ),
+            ));
+        }
+        Err(_) => std::fs::create_dir_all(&dir).map_err(|e| {
+            fail(
+                Exit::Usage,
+                format!(
+                    "-o {}: cannot create {}: {e}",
+                    output.display(),
+                    dir.display()
+                ),
+            )
+        })?,
+    }
+    Ok(Some(output.to_path_buf()))
 }
 
 /// Restores one source; None when `--if-missing` found the database there.
 fn pull_one(
     input: &Input,
     args: &Args,
+    output: Option<&Path>,
     at: Option<Timestamp>,
     transfer: Transfer,
     targets: &mut HashSet<PathBuf>,
     log: &Log,
 ) -> Result<Option<Record>> {
     let started = Instant::now();
-    let plan = match (at, input) {
-        (Some(at), Input::Plain(text)) => source::at_time(text, at, transfer)?,
+    let located = match (at, input) {
         (Some(_), Input::Record(_)) => {
             return Err(fail(
                 Exit::Usage,
                 "--at takes a database prefix, not a record",
             ));
         }
-        (None, _) => source::resolve(input, transfer)?,
+        (_, Input::Plain(text)) => locate(&Address::parse(text)?, at, transfer)?,
+        (None, Input::Record(record)) => locate_record(record, transfer)?,
     };
-    let target = target_path(args.output.as_deref(), &plan.file_name())?;
+    let target = target_path(output, &located.file_name())?;
     if !targets.insert(target.clone()) {
         return Err(fail(
             Exit::Usage,
@@ -106,7 +156,12 @@ fn pull_one(
             ),
         ));
     }
-    let (mode, replaces) = match restore::decide(&target, args.force, args.if_missing)? {
+    let allow = Permission {
+        force: args.force,
+        if_missing: args.if_missing,
+        even_if_open: args.even_if_open,
+    };
+    let (mode, replaces) = match restore::decide(&target, allow)? {
         Decision::Skip => {
             log.skip(
                 &target.display().to_string(),
@@ -116,35 +171,13 @@ fn pull_one(
         }
         Decision::Restore { mode, replaces } => (mode, replaces),
     };
-    let restored = restore::restore(&plan, &target, mode, log)?;
-    let url = plan.url();
-
-    let mut record = Record::new("restored");
-    record
-        .set("path", target.display().to_string())
-        .set("db", plan.db.as_str())
-        .set("source_url", url.as_str())
-        .set("bytes", restored.stored.bytes)
-        .set("sha256", restored.stored.sha256.as_str())
-        .set("raw_bytes", restored.raw.bytes)
-        .set("raw_sha256", restored.raw.sha256.as_str());
-    if let Some(taken_at) = plan.manifest.as_ref().and_then(|m| m.str("taken_at")) {
-        record.set("taken_at", taken_at);
-    }
-    if replaces {
-        record.set("replaced", true);
-    }
-    if let Some(manifest) = &plan.manifest {
-        record.carry(manifest);
-        record.remove("url");
-    }
-    // The store was opened for this source alone, so its counts include
-    // the manifest or latest.json read that located the object.
-    record.set("requests", plan.store.requests().to_json());
-    if plan.manifest.is_none() {
+    let restored = restore::restore(&located, &target, mode, log)?;
+    let url = located.url();
+    let record = restored_record(&located, &target, &restored, replaces);
+    if let Restorable::Unchecked { .. } = located.what {
         log.warn(
             &url,
-            "no manifest found: the download was not checked against a stored SHA-256",
+            "no manifest found: the download was checked only by zstd's own frame checksum",
         );
     }
     log.ok(
@@ -159,6 +192,44 @@ fn pull_one(
     Ok(Some(record))
 }
 
+/// The `restored` record: the restored file, its digests, and the
+/// manifest's other fields carried along.
+fn restored_record(
+    located: &Located,
+    target: &Path,
+    restored: &restore::Restored,
+    replaces: bool,
+) -> Record {
+    let (db, manifest) = match &located.what {
+        Restorable::Snapshot { db, manifest, .. } => (db.to_string(), Some(manifest.to_record())),
+        Restorable::File { manifest, .. } => (manifest.name.clone(), Some(manifest.to_record())),
+        Restorable::Unchecked { db, .. } => (db.to_string(), None),
+    };
+    let mut record = Record::new("restored");
+    record
+        .set("path", target.display().to_string())
+        .set("db", db.as_str())
+        .set("source_url", located.url())
+        .set("bytes", restored.stored.bytes)
+        .set("sha256", restored.stored.sha256.as_str())
+        .set("raw_bytes", restored.raw.bytes)
+        .set("raw_sha256", restored.raw.sha256.as_str());
+    if let Restorable::Snapshot { manifest, .. } = &located.what {
+        record.set("taken_at", manifest.taken_at.rfc3339());
+    }
+    if replaces {
+        record.set("replaced", true);
+    }
+    if let Some(manifest) = manifest {
+        record.carry(&manifest);
+        record.remove("url");
+    }
+    // The repository was opened for this source alone, so its counts
+    // include the manifest or latest.json read that located the object.
+    record.set("requests", located.repo.store().requests().to_json());
+    record
+}
+
 /// Lists the snapshots under one prefix (`--list`).
 fn list_one(input: &Input, transfer: Transfer, log: &Log) -> Result<Vec<Record>> {
     let text = match input {
@@ -167,14 +238,14 @@ fn list_one(input: &Input, transfer: Transfer, log: &Log) -> Result<Vec<Record>>
             .str("url")
             .ok_or_else(|| fail(Exit::Failed, "record has no \"url\" to list"))?,
     };
-    let address = sqlkeep_common::address::Address::parse(text)?;
-    let (records, store) = list::records(&address, transfer)?;
+    let address = Address::parse(text)?;
+    let (records, repo) = list::records(&address, transfer)?;
     log.ok(
         &address.to_string(),
         &format!(
             "{} snapshots, {} listing requests",
             records.len(),
-            store.requests().get(Kind::List)
+            repo.store().requests().get(Kind::List)
         ),
     );
     Ok(records)
@@ -194,4 +265,19 @@ fn target_path(output: Option<&Path>, file_name: &str) -> Result<PathBuf> {
         Err(_) => std::path::absolute(&target)?,
     };
     Ok(target)
+}
+
+/// Reads a `--at` time: RFC 3339, or a date meaning the end of that day
+/// (UTC), so that `--at 2026-11-20` includes that day's snapshots.
+pub fn parse_at(text: &str) -> Result<Timestamp> {
+    if let Ok(t) = Timestamp::parse_rfc3339(text) {
+        return Ok(t);
+    }
+    let day = Timestamp::parse_date(text).map_err(|_| {
+        fail(
+            Exit::Usage,
+            format!("bad --at {text:?}: expected RFC 3339 (2026-11-20T14:30:00Z) or YYYY-MM-DD"),
+        )
+    })?;
+    Ok(Timestamp::from_unix(day.unix() + 86_399))
 }

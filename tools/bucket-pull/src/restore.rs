@@ -1,25 +1,50 @@
-//! Restoring one object into a file without ever leaving a half-written
-//! or unchecked database in place.
+//! Restoring one object into a file without ever losing the database it
+//! replaces, and without leaving a half-written or unchecked file in place.
 //!
-//! The object streams through SHA-256 (as stored), zstd, SHA-256 (raw)
-//! into a temporary file beside the target. Only when both digests match
-//! the manifest is the file fsynced and renamed over the target. Stale
-//! `-wal`/`-shm` files are removed just before the rename: an old WAL
-//! replayed onto a new database would corrupt it.
+//! 1. The object streams through SHA-256 (as stored), zstd and SHA-256
+//!    (raw) into a temporary file beside the target; both digests must
+//!    match the manifest, and the file is fsynced.
+//! 2. The database being replaced is *settled*: opened once with SQLite,
+//!    which rolls back a hot journal, and checkpointed into its main file
+//!    (`wal_checkpoint(TRUNCATE)`), so that every committed row is in the
+//!    main file and its `-wal` holds nothing.
+//! 3. Its `-wal`, `-shm` and `-journal` are moved aside (renamed, not
+//!    deleted) — SQLite would apply an old WAL to the new database.
+//! 4. The new file is renamed into place and the directory fsynced.
+//! 5. What was moved aside is removed; if anything failed before the
+//!    rename, it is put back.
+//!
+//! Issue 10 found the old order (companions deleted, then the new file
+//! synced and renamed) losing every row that lived only in the WAL when a
+//! kill fell in between. A kill now leaves either the old database with
+//! every committed row (its main file alone holds them after step 2) or the
+//! restored one. Files moved aside carry the old database's inode in their
+//! name, so the next restore to the same target puts them back if the
+//! rename never happened, and removes them if it did.
 
-use crate::source::Plan;
 use anyhow::{Context, Result};
-use sqlkeep_common::atomic::AtomicFile;
+use sqlkeep_common::atomic::{AtomicFile, parent_dir};
 use sqlkeep_common::compress::write_decoder;
+use sqlkeep_common::debris::{host_tag, writer_of};
 use sqlkeep_common::digest::{Digest, HashWriter};
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::log::Log;
+use sqlkeep_common::repo::{Compression, Located, Restorable};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// A new database is readable by its owner only.
-const NEW_FILE_MODE: u32 = 0o600;
+pub const NEW_FILE_MODE: u32 = 0o600;
+
+/// The files SQLite keeps beside a database.
+const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// Marks a companion moved aside during a restore.
+const ASIDE_SUFFIX: &str = ".sqlkeep-aside";
 
 /// What to do about the target file.
 pub enum Decision {
@@ -34,38 +59,34 @@ pub enum Decision {
     Skip,
 }
 
+/// The flags that decide whether a target may be replaced.
+#[derive(Debug, Clone, Copy)]
+pub struct Permission {
+    /// Replace existing content.
+    pub force: bool,
+    /// Restore only into an absent or empty target.
+    pub if_missing: bool,
+    /// Replace even a file another process has open.
+    pub even_if_open: bool,
+}
+
 /// Decides whether `target` may be written: absent or empty files always,
-/// a non-empty file only with `force`, never with `if_missing`.
-pub fn decide(target: &Path, force: bool, if_missing: bool) -> Result<Decision> {
-    let meta = match std::fs::metadata(target) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Decision::Restore {
-                mode: NEW_FILE_MODE,
-                replaces: false,
-            });
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("{}: cannot inspect target", target.display()));
-        }
-    };
-    if meta.is_dir() {
-        return Err(fail(
-            Exit::Usage,
-            format!("{} is a directory", target.display()),
-        ));
-    }
-    let mode = meta.permissions().mode() & 0o7777;
-    if meta.len() == 0 {
+/// a non-empty file only with `force`, never with `if_missing`; never a
+/// file that is not a regular file, and never one another process has
+/// open unless `even_if_open`.
+pub fn decide(target: &Path, allow: Permission) -> Result<Decision> {
+    let Some(meta) = sqlkeep_common::regular::check_target(target)? else {
         return Ok(Decision::Restore {
-            mode,
+            mode: NEW_FILE_MODE,
             replaces: false,
         });
-    }
-    if if_missing {
+    };
+    let mode = meta.mode() & 0o7777;
+    let empty = meta.len() == 0;
+    if !empty && allow.if_missing {
         return Ok(Decision::Skip);
     }
-    if !force {
+    if !empty && !allow.force {
         return Err(fail(
             Exit::Refused,
             format!(
@@ -74,9 +95,20 @@ pub fn decide(target: &Path, force: bool, if_missing: bool) -> Result<Decision> 
             ),
         ));
     }
+    if !allow.even_if_open
+        && let Some(who) = sqlkeep_common::open_files::holder(target)
+    {
+        return Err(fail(
+            Exit::Refused,
+            format!(
+                "{} is in use: {who}; its writes would go on into the replaced file and be lost. Stop the application first (or pass --even-if-open)",
+                target.display()
+            ),
+        ));
+    }
     Ok(Decision::Restore {
         mode,
-        replaces: true,
+        replaces: !empty,
     })
 }
 
@@ -88,110 +120,338 @@ pub struct Restored {
     pub raw: Digest,
 }
 
+/// What the manifest promises about the object, when there is one.
+struct Expected {
+    stored: Option<(u64, String)>,
+    raw: Option<(u64, String)>,
+    compressed: bool,
+}
+
+impl Expected {
+    fn of(located: &Located) -> Expected {
+        match &located.what {
+            Restorable::Snapshot { manifest, .. } => Expected {
+                stored: Some((manifest.bytes, manifest.sha256.clone())),
+                raw: Some((manifest.raw_bytes, manifest.raw_sha256.clone())),
+                compressed: manifest.compression == Compression::Zstd,
+            },
+            Restorable::File { manifest, .. } => Expected {
+                stored: Some((manifest.bytes, manifest.sha256.clone())),
+                raw: None,
+                compressed: false,
+            },
+            Restorable::Unchecked { compressed, .. } => Expected {
+                stored: None,
+                raw: None,
+                compressed: *compressed,
+            },
+        }
+    }
+}
+
 /// Downloads, checks and installs the object at `target`.
-pub fn restore(plan: &Plan, target: &Path, mode: u32, log: &Log) -> Result<Restored> {
-    let dir = sqlkeep_common::atomic::parent_dir(target);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let file = AtomicFile::create(target, mode)?;
-    let raw = HashWriter::new(BufWriter::with_capacity(1 << 20, file));
-    let (out, stored, raw) = if plan.compressed() {
-        let mut stored = HashWriter::new(Damaged(write_decoder(raw)?));
-        plan.store.get(&plan.key, &mut stored)?;
-        let (Damaged(decoder), stored_digest) = stored.finish();
-        check(plan, "sha256", "bytes", &stored_digest)?;
-        let raw = decoder
+pub fn restore(located: &Located, target: &Path, mode: u32, log: &Log) -> Result<Restored> {
+    recover_aside(target, log);
+    let expected = Expected::of(located);
+    let mut file = AtomicFile::create(target, mode)?;
+    let sink_failed = Arc::new(AtomicBool::new(false));
+    let out = Watched {
+        inner: BufWriter::with_capacity(1 << 20, &mut file),
+        failed: Arc::clone(&sink_failed),
+    };
+    let raw = HashWriter::new(out);
+    let store = located.repo.store();
+    let (stored, raw) = if expected.compressed {
+        let mut stored = HashWriter::new(Damaged {
+            inner: write_decoder(raw)?,
+            sink_failed: Arc::clone(&sink_failed),
+        });
+        store.get(located.object(), &mut stored)?;
+        let (damaged, stored_digest) = stored.finish();
+        check("sha256", "bytes", expected.stored.as_ref(), &stored_digest)?;
+        let raw = damaged
+            .inner
             .finish()
-            .map_err(|e| fail(Exit::Failed, format!("damaged snapshot: zstd says {e}")))?;
+            .map_err(|e| damaged_or_sink(e, &sink_failed))?;
         let (out, raw_digest) = raw.finish();
-        (out, stored_digest, raw_digest)
+        finish_writing(out)?;
+        (stored_digest, raw_digest)
     } else {
         let mut raw = raw;
-        plan.store.get(&plan.key, &mut raw)?;
+        store.get(located.object(), &mut raw)?;
         let (out, digest) = raw.finish();
-        check(plan, "sha256", "bytes", &digest)?;
-        (out, digest.clone(), digest)
+        check("sha256", "bytes", expected.stored.as_ref(), &digest)?;
+        finish_writing(out)?;
+        (digest.clone(), digest)
     };
-    check(plan, "raw_sha256", "raw_bytes", &raw)?;
-    let mut file = out
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .context("writing restored file")?;
-    file.flush().context("writing restored file")?;
-    remove_stale_companions(target, log)?;
-    file.commit()?;
+    check("raw_sha256", "raw_bytes", expected.raw.as_ref(), &raw)?;
+    file.sync()?;
+    install(file, target, log)?;
     Ok(Restored { stored, raw })
 }
 
-/// Labels the decompressor's errors, so a corrupt object reads "damaged
-/// snapshot" (exit 1) and is not mistaken for a storage or network fault.
-struct Damaged<W>(W);
+/// Flushes the buffered writer into the temporary file.
+fn finish_writing<W: Write>(out: Watched<BufWriter<W>>) -> Result<()> {
+    out.inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("writing restored file")?;
+    Ok(())
+}
 
-impl<W: Write> Write for Damaged<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf).map_err(label_damaged)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush().map_err(label_damaged)
+/// Steps 2 to 5 of the module comment, for a checked and synced file.
+fn install(file: AtomicFile, target: &Path, log: &Log) -> Result<()> {
+    settle(target, log);
+    let aside = move_aside(target)?;
+    match file.rename_into_place() {
+        Ok(()) => {
+            for (_, moved) in &aside {
+                let _ = std::fs::remove_file(moved);
+            }
+            if !aside.is_empty() {
+                log.info(
+                    &target.display().to_string(),
+                    "removed the replaced database's -wal/-shm/-journal",
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            put_back(&aside);
+            Err(e)
+        }
     }
 }
 
-/// Rewords a zstd error as a damaged snapshot.
-fn label_damaged(e: std::io::Error) -> std::io::Error {
+/// Opens the database about to be replaced once, so SQLite rolls back a
+/// hot journal and its WAL is checkpointed into the main file. Best
+/// effort: a file SQLite cannot open (damaged, not a database, read-only)
+/// is left as it is, and its companions are still moved aside, not lost.
+fn settle(target: &Path, log: &Log) {
+    if !target.exists() {
+        return;
+    }
+    let result = (|| -> rusqlite::Result<()> {
+        let conn = rusqlite::Connection::open_with_flags(
+            target,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy != 0 {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some("the checkpoint could not complete".into()),
+                ));
+            }
+        }
+        conn.close().map_err(|(_, e)| e)
+    })();
+    if let Err(e) = result {
+        log.info(
+            &target.display().to_string(),
+            &format!("the replaced file could not be checkpointed first ({e}); its companions are moved aside"),
+        );
+    }
+}
+
+/// The name a companion takes while moved aside: hidden, with the old
+/// database's inode and our writer tag, so [`recover_aside`] can tell
+/// whether the rename that followed ever happened.
+fn aside_name(companion: &Path, ino: u64, sequence: u64) -> PathBuf {
+    let name = companion
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_dir(companion).join(format!(
+        ".{name}.{ino}.{}{ASIDE_SUFFIX}",
+        sqlkeep_common::debris::writer_tag(sequence)
+    ))
+}
+
+/// Renames the target's companions aside; returns (original, aside) pairs.
+/// On a failure part-way, what was moved is put back.
+fn move_aside(target: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let ino = std::fs::metadata(target).map(|m| m.ino()).unwrap_or(0);
+    let mut moved = Vec::new();
+    for (i, suffix) in COMPANIONS.iter().enumerate() {
+        let companion = with_suffix(target, suffix);
+        if std::fs::symlink_metadata(&companion).is_err() {
+            continue;
+        }
+        let aside = aside_name(&companion, ino, i as u64);
+        if let Err(e) = std::fs::rename(&companion, &aside) {
+            put_back(&moved);
+            return Err(e).with_context(|| format!("cannot move {} aside", companion.display()));
+        }
+        moved.push((companion, aside));
+    }
+    if !moved.is_empty() {
+        sqlkeep_common::atomic::sync_dir(&parent_dir(target))?;
+    }
+    Ok(moved)
+}
+
+/// Puts moved-aside companions back where they were.
+fn put_back(moved: &[(PathBuf, PathBuf)]) {
+    for (original, aside) in moved {
+        let _ = std::fs::rename(aside, original);
+    }
+    if let Some((original, _)) = moved.first() {
+        let _ = sqlkeep_common::atomic::sync_dir(&parent_dir(original));
+    }
+}
+
+/// Finishes what a killed restore to `target` left: companions moved
+/// aside by a dead writer go back if the database they belong to is still
+/// there (same inode) and nothing has taken their place, and are removed
+/// otherwise.
+pub fn recover_aside(target: &Path, log: &Log) {
+    let dir = parent_dir(target);
+    let Some(base) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let current_ino = std::fs::metadata(target).map(|m| m.ino()).ok();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(ASIDE_SUFFIX) else {
+            continue;
+        };
+        let Some(rest) = COMPANIONS
+            .iter()
+            .find_map(|s| stem.strip_prefix(&format!(".{base}{s}.")).map(|r| (s, r)))
+        else {
+            continue;
+        };
+        let (suffix, tail) = rest;
+        let Some((ino, tag)) = tail.split_once('.') else {
+            continue;
+        };
+        let Some((pid, host)) = writer_of(&format!(".x.{tag}.sqlkeep-tmp")) else {
+            continue;
+        };
+        let alive = host.as_deref().is_none_or(|h| h == host_tag())
+            && Path::new(&format!("/proc/{pid}")).exists()
+            && pid != std::process::id();
+        if alive {
+            continue;
+        }
+        let original = with_suffix(target, suffix);
+        let same_db = ino.parse::<u64>().ok() == current_ino;
+        if same_db && std::fs::symlink_metadata(&original).is_err() {
+            if std::fs::rename(entry.path(), &original).is_ok() {
+                log.warn(
+                    &original.display().to_string(),
+                    "put back: an interrupted restore had moved it aside",
+                );
+            }
+        } else {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The file side of the restore pipeline: remembers that it failed, so an
+/// error surfacing through the decompressor is reported as what it is (a
+/// full disk), not as a damaged snapshot.
+struct Watched<W> {
+    inner: W,
+    failed: Arc<AtomicBool>,
+}
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|_| {
+            self.failed.store(true, Ordering::Relaxed);
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|_| {
+            self.failed.store(true, Ordering::Relaxed);
+        })
+    }
+}
+
+/// Labels the decompressor's own errors, so a corrupt object reads
+/// "damaged snapshot" (exit 1) and is not mistaken for a storage or
+/// network fault; errors of the file below pass through as they are.
+struct Damaged<W> {
+    inner: W,
+    sink_failed: Arc<AtomicBool>,
+}
+
+impl<W: Write> Write for Damaged<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let sink_failed = &self.sink_failed;
+        self.inner.write(buf).map_err(|e| relabel(e, sink_failed))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let sink_failed = &self.sink_failed;
+        self.inner.flush().map_err(|e| relabel(e, sink_failed))
+    }
+}
+
+/// A decompressor error as "damaged snapshot", unless the file failed.
+fn relabel(e: std::io::Error, sink_failed: &AtomicBool) -> std::io::Error {
+    if sink_failed.load(Ordering::Relaxed) {
+        return e;
+    }
     std::io::Error::new(
         std::io::ErrorKind::InvalidData,
         format!("damaged snapshot: zstd says {e}"),
     )
 }
 
-/// Compares a digest with the manifest's fields, when it has them.
-fn check(plan: &Plan, sha_field: &str, bytes_field: &str, digest: &Digest) -> Result<()> {
-    let Some(manifest) = &plan.manifest else {
+/// The error of finishing decompression, worded by who failed.
+fn damaged_or_sink(e: std::io::Error, sink_failed: &AtomicBool) -> anyhow::Error {
+    if sink_failed.load(Ordering::Relaxed) {
+        return anyhow::Error::new(e).context("writing restored file");
+    }
+    fail(Exit::Failed, format!("damaged snapshot: zstd says {e}"))
+}
+
+/// Compares a digest with what the manifest says, when there is one.
+fn check(
+    sha_field: &str,
+    bytes_field: &str,
+    expected: Option<&(u64, String)>,
+    digest: &Digest,
+) -> Result<()> {
+    let Some((bytes, sha256)) = expected else {
         return Ok(());
     };
-    if let Some(expected) = manifest.u64(bytes_field)
-        && expected != digest.bytes
-    {
+    if *bytes != digest.bytes {
         return Err(fail(
             Exit::Failed,
             format!(
-                "damaged snapshot: {} bytes where the manifest says {expected} ({bytes_field})",
+                "damaged snapshot: {} bytes where the manifest says {bytes} ({bytes_field})",
                 digest.bytes
             ),
         ));
     }
-    if let Some(expected) = manifest.str(sha_field)
-        && expected != digest.sha256
-    {
+    if *sha256 != digest.sha256 {
         return Err(fail(
             Exit::Failed,
             format!(
-                "damaged snapshot: {sha_field} is {} but the manifest says {expected}",
+                "damaged snapshot: {sha_field} is {} but the manifest says {sha256}",
                 digest.sha256
             ),
         ));
-    }
-    Ok(())
-}
-
-/// Removes `-wal`, `-shm` and `-journal` files beside the target: they
-/// belong to the database being replaced, and SQLite would apply them to
-/// the restored one.
-fn remove_stale_companions(target: &Path, log: &Log) -> Result<()> {
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let mut name = target.as_os_str().to_owned();
-        name.push(suffix);
-        let path = PathBuf::from(name);
-        match std::fs::remove_file(&path) {
-            Ok(()) => log.info(
-                &path.display().to_string(),
-                "removed stale file of the replaced database",
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot remove stale {}", path.display()));
-            }
-        }
     }
     Ok(())
 }

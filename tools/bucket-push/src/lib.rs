@@ -1,30 +1,34 @@
 //! `bucket-push`: store snapshots and files in a remote, each with its
 //! manifest, and print one `object` record per stored file.
 //!
-//! See [`push`] for the write order that keeps a remote consistent. This
-//! module runs the loop: classify each input, store it, then tidy up the
-//! temporary snapshot it came from.
+//! The layout and the order of writes that keep a remote consistent are
+//! the repository's (`sqlkeep_common::repo`); this module runs the loop:
+//! classify each input ([`push`]), open it (regular files only), store it,
+//! prune its database when asked, and remove the temporary snapshot it
+//! came from whatever happened. `--dry-run` is the same loop over a store
+//! that changes nothing.
 
 pub mod cli;
-pub mod prune;
 pub mod push;
-pub mod retention;
 
 use anyhow::Result;
 use clap::CommandFactory;
 use cli::Args;
 use push::Upload;
-use retention::Policy;
+use serde_json::Value;
 use sqlkeep_common::address::Address;
-use sqlkeep_common::exit::{Exit, Tally, fail};
-use sqlkeep_common::input::inputs;
+use sqlkeep_common::exit::{Exit, fail};
+use sqlkeep_common::input::{Input, inputs};
 use sqlkeep_common::log::Log;
-use sqlkeep_common::private_dir::private_dir;
+use sqlkeep_common::private_dir::is_private_file;
 use sqlkeep_common::record::{Output, Record};
-use sqlkeep_common::store::{self, Store};
-use sqlkeep_common::time::{Timestamp, parse_duration};
+use sqlkeep_common::regular::open_regular;
+use sqlkeep_common::repo::retention::Policy;
+use sqlkeep_common::repo::{LatestMove, Repository, SnapshotUpload};
+use sqlkeep_common::store::{self, DryRun, Store};
+use sqlkeep_common::tally::Tally;
+use sqlkeep_common::time::parse_duration;
 use sqlkeep_common::units::{human_bytes, human_duration};
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -47,10 +51,13 @@ pub fn run(args: Args) -> Result<Exit> {
         policy: policy(&args)?,
         dry_run: args.dry_run,
     };
-    let store = store::open_with(&remote, args.remote_args.transfer()?)?;
+    let mut store: Box<dyn Store> = store::open_with(&remote, args.remote_args.transfer()?)?;
+    if settings.dry_run {
+        store = Box::new(DryRun::new(store));
+    }
+    let repo = Repository::new(store);
     let mut out = Output::stdout();
     let mut tally = Tally::default();
-    let mut newest: HashMap<String, Timestamp> = HashMap::new();
 
     for item in inputs(&args.files, "files")? {
         let input = match item {
@@ -61,16 +68,20 @@ pub fn run(args: Args) -> Result<Exit> {
             }
         };
         let label = input.label();
-        match push_one(store.as_ref(), &input, &settings, &mut newest, &log) {
-            Ok((record, problem)) => {
+        let outcome = push_one(&repo, &input, &settings, &log);
+        let removed = remove_temporary(&input, &log);
+        match outcome {
+            Ok((mut record, problem)) => {
+                if removed {
+                    record.remove("path");
+                    record.remove("temporary");
+                }
                 out.emit(&record)?;
                 if let Some(err) = problem {
                     tally.report(&log, &label, &err);
                 }
             }
-            Err(err) => {
-                tally.report(&log, &label, &err);
-            }
+            Err(err) => tally.report(&log, &label, &err),
         }
     }
     Ok(tally.exit())
@@ -98,140 +109,141 @@ fn policy(args: &Args) -> Result<Policy> {
 /// its `object` record, with a pruning failure apart: the upload itself
 /// succeeded and is reported as such.
 fn push_one(
-    store: &dyn Store,
-    input: &sqlkeep_common::input::Input,
+    repo: &Repository,
+    input: &Input,
     settings: &Settings,
-    newest: &mut HashMap<String, Timestamp>,
     log: &Log,
 ) -> Result<(Record, Option<anyhow::Error>)> {
     let started = Instant::now();
-    let before = store.requests().snapshot();
+    let before = repo.store().requests().snapshot();
     let upload = push::classify(input)?;
-    if settings.dry_run {
-        return dry_run(store, &upload, input, settings, log).map(|r| (r, None));
-    }
-    let update_latest = match &upload {
-        Upload::Snapshot { db, taken_at, .. } => {
-            let newer_seen = newest.get(db).is_some_and(|seen| seen > taken_at);
-            if !newer_seen {
-                newest.insert(db.clone(), *taken_at);
+    let (mut file, len) = open_regular(upload.path())?;
+    let mut notes = Vec::new();
+    let mut problem = None;
+    let (mut record, url, bytes) = match &upload {
+        Upload::Snapshot {
+            db,
+            taken_at,
+            compression,
+            record,
+            ..
+        } => {
+            let stored = repo.put_snapshot(SnapshotUpload {
+                file: &mut file,
+                len,
+                db: db.clone(),
+                taken_at: *taken_at,
+                compression: *compression,
+                record,
+            })?;
+            let mut out = stored.manifest.to_record();
+            out.carry(record);
+            match &stored.latest {
+                LatestMove::Moved | LatestMove::Unchanged => {
+                    out.set("latest", true);
+                }
+                LatestMove::KeptNewer(newer) => {
+                    out.set("latest", false)
+                        .set("latest_taken_at", newer.rfc3339());
+                    notes.push(format!(
+                        "latest.json left at the newer snapshot of {}",
+                        newer.rfc3339()
+                    ));
+                }
             }
-            !newer_seen
+            if stored.replaced_unreadable_latest {
+                log.warn(
+                    &input.label(),
+                    "latest.json was unreadable; it now names this snapshot",
+                );
+            }
+            if !settings.policy.is_empty() {
+                match repo.prune(db, &settings.policy, &stored.point) {
+                    Ok(pruned) => {
+                        let verb = if settings.dry_run {
+                            "would delete"
+                        } else {
+                            "deleted"
+                        };
+                        notes.push(format!(
+                            "kept {}, {verb} {}",
+                            pruned.kept.len(),
+                            pruned.deleted.len()
+                        ));
+                        out.set("retention", pruned.to_json(settings.dry_run));
+                    }
+                    Err(err) => {
+                        out.set(
+                            "retention",
+                            serde_json::json!({"error": format!("{err:#}")}),
+                        );
+                        problem = Some(err.context("retention"));
+                    }
+                }
+            }
+            let bytes = stored.manifest.bytes;
+            (out, stored.manifest.url, bytes)
         }
-        Upload::Plain { path, .. } => {
+        Upload::Plain {
+            path, name, record, ..
+        } => {
             warn_if_live_database(path, log);
-            true
+            let manifest = repo.put_file(&mut file, len, name, record.as_ref())?;
+            let mut out = manifest.to_record();
+            match record {
+                Some(incoming) => {
+                    out.carry(incoming);
+                }
+                None => {
+                    out.set("path", path.display().to_string());
+                }
+            }
+            let bytes = manifest.bytes;
+            (out, manifest.url, bytes)
         }
     };
-    let stored = push::store(store, &upload, update_latest)?;
-    let mut record = stored.record;
-    if let Upload::Snapshot {
-        path,
-        record: incoming,
-        ..
-    } = &upload
-        && incoming.get("temporary") == Some(&serde_json::Value::Bool(true))
-        && remove_temporary(path, log)
-    {
-        record.remove("path");
-        record.remove("temporary");
+    if settings.dry_run {
+        record.set("dry_run", true);
     }
-    let mut problem = None;
-    let mut pruned_note = String::new();
-    if let (Upload::Snapshot { db, taken_at, .. }, false) = (&upload, settings.policy.is_empty()) {
-        match prune::prune(store, db, &settings.policy, *taken_at, None, false) {
-            Ok(pruned) => {
-                pruned_note = format!(
-                    ", kept {}, deleted {}",
-                    pruned.kept.len(),
-                    pruned.deleted.len()
-                );
-                record.set("retention", pruned.to_json(false));
-            }
-            Err(err) => {
-                record.set(
-                    "retention",
-                    serde_json::json!({"error": format!("{err:#}")}),
-                );
-                problem = Some(err.context("retention"));
-            }
-        }
-    }
-    record.set("requests", store.requests().since(&before));
-    log.ok(
-        &format!("{} → {}", input.label(), stored.url),
-        &format!(
-            "{}, {}{pruned_note}",
-            human_bytes(stored.bytes),
-            human_duration(started.elapsed())
-        ),
+    record.set("requests", repo.store().requests().since(&before));
+    let mut detail = format!(
+        "{}, {}",
+        human_bytes(bytes),
+        human_duration(started.elapsed())
     );
+    for note in &notes {
+        detail.push_str(", ");
+        detail.push_str(note);
+    }
+    if settings.dry_run {
+        detail = format!("dry run: would store, {detail}");
+    }
+    log.ok(&format!("{} → {url}", input.label()), &detail);
     Ok((record, problem))
 }
 
-/// `--dry-run`: the record of what would be stored, and what pruning would
-/// delete (which takes the one listing).
-fn dry_run(
-    store: &dyn Store,
-    upload: &Upload,
-    input: &sqlkeep_common::input::Input,
-    settings: &Settings,
-    log: &Log,
-) -> Result<Record> {
-    let before = store.requests().snapshot();
-    let path = match upload {
-        Upload::Snapshot { path, .. } | Upload::Plain { path, .. } => path,
-    };
-    if !path.is_file() {
-        return Err(fail(
-            Exit::NotFound,
-            format!("{}: no such file", path.display()),
-        ));
-    }
-    let (key, _) = push::keys(upload);
-    let mut record = Record::new("object");
-    record.set("url", store.url(&key)).set("dry_run", true);
-    if let Some(incoming) = input.record() {
-        record.carry(incoming);
-    }
-    let mut note = String::new();
-    if let (Upload::Snapshot { db, taken_at, .. }, false) = (upload, settings.policy.is_empty()) {
-        let pruned = prune::prune(
-            store,
-            db,
-            &settings.policy,
-            *taken_at,
-            Some(*taken_at),
-            true,
-        )?;
-        note = format!(
-            ", would keep {}, delete {}",
-            pruned.kept.len(),
-            pruned.deleted.len()
-        );
-        record.set("retention", pruned.to_json(true));
-    }
-    record.set("requests", store.requests().since(&before));
-    log.ok(
-        &format!("{} → {}", input.label(), store.url(&key)),
-        &format!("dry run: would store{note}"),
-    );
-    Ok(record)
-}
-
 /// Deletes a snapshot that `sqlite-snap` wrote to its private temporary
-/// directory, now that it is stored. Only files in that directory are ever
-/// removed, whatever a record claims. Returns true when the file is gone.
-fn remove_temporary(path: &Path, log: &Log) -> bool {
-    let inside_private = match (private_dir(), path.canonicalize()) {
-        (Ok(dir), Ok(file)) => file.parent() == Some(dir.as_path()),
-        _ => false,
+/// directory, once this run is done with it, stored or not: a failed push
+/// is retried by the next run with a new snapshot, and a dry run needed it
+/// only to read. Only files in that directory are ever removed, whatever a
+/// record claims. True when the file is gone.
+fn remove_temporary(input: &Input, log: &Log) -> bool {
+    let Some(record) = input.record() else {
+        return false;
     };
-    if !inside_private {
-        log.warn(
-            &path.display().to_string(),
-            "record says temporary but the file is not in sqlite-snap's private directory; kept",
-        );
+    if record.get("temporary") != Some(&Value::Bool(true)) {
+        return false;
+    }
+    let Some(path) = record.str("path").map(Path::new) else {
+        return false;
+    };
+    if !is_private_file(path) {
+        if path.exists() {
+            log.warn(
+                &path.display().to_string(),
+                "record says temporary but the file is not in sqlite-snap's private directory; kept",
+            );
+        }
         return false;
     }
     match std::fs::remove_file(path) {
@@ -239,6 +251,7 @@ fn remove_temporary(path: &Path, log: &Log) -> bool {
             log.info(&path.display().to_string(), "removed temporary snapshot");
             true
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
         Err(e) => {
             log.warn(
                 &path.display().to_string(),

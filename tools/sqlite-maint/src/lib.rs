@@ -19,11 +19,12 @@ use ops::LockTime;
 use rusqlite::{Connection, MAIN_DB, OpenFlags};
 use serde_json::json;
 use sqlkeep_common::discover::{self, Target};
-use sqlkeep_common::exit::{Exit, Tally, exit_of};
+use sqlkeep_common::exit::{Exit, exit_of};
 use sqlkeep_common::input::inputs;
 use sqlkeep_common::log::Log;
 use sqlkeep_common::record::{Output, Record};
 use sqlkeep_common::sqlite;
+use sqlkeep_common::tally::Tally;
 use sqlkeep_common::time::duration_option;
 use sqlkeep_common::units::{human_bytes, human_duration};
 use state::State;
@@ -131,7 +132,7 @@ fn maintain(target: &Target, plan: &Plan, log: &Log) -> Result<(Record, Vec<Prob
     let mut record = Record::new("maint");
     record
         .set("path", path.display().to_string())
-        .set("db", sqlkeep_common::layout::db_name_of(&path))
+        .set("db", sqlkeep_common::repo::names::db_name_of(&path))
         .set("before", before.to_json());
     let mut problems = Vec::new();
     let mut ran: Vec<String> = Vec::new();

@@ -17,13 +17,14 @@ use clap::CommandFactory;
 use cli::{Args, Method};
 use sink::{Compression, Sink};
 use sqlkeep_common::discover::{self, Target};
-use sqlkeep_common::exit::{Exit, Tally, fail};
+use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::input::inputs;
-use sqlkeep_common::layout;
 use sqlkeep_common::log::Log;
 use sqlkeep_common::private_dir::{ScratchFile, private_dir};
 use sqlkeep_common::record::{Output, Record};
+use sqlkeep_common::repo::names::{self, PointName};
 use sqlkeep_common::sqlite;
+use sqlkeep_common::tally::Tally;
 use sqlkeep_common::time::{Timestamp, duration_option};
 use sqlkeep_common::units::{human_bytes, human_duration};
 use std::collections::HashSet;
@@ -51,7 +52,16 @@ pub fn run(args: Args) -> Result<Exit> {
     let excludes = discover::excludes(&args.exclude)?;
     let (out_dir, temporary) = match &args.output_dir {
         Some(dir) => (prepare_output_dir(dir)?, false),
-        None => (private_dir()?, true),
+        None => {
+            let dir = private_dir()?;
+            for stale in sqlkeep_common::private_dir::reclaim_stale_snapshots(&dir) {
+                log.info(
+                    &stale.display().to_string(),
+                    "removed a temporary snapshot no pipeline consumed within a day",
+                );
+            }
+            (dir, true)
+        }
     };
     let settings = Settings {
         out_dir,
@@ -119,39 +129,50 @@ fn snapshot(
     let started = Instant::now();
     sqlite::check_file(&target.path)?;
     let source = sqlite::canonical(&target.path)?;
-    let db = layout::db_name_of(&target.path);
-    layout::check_segment(&db)?;
+    let db = names::db_name_of(&target.path);
+    names::db_key(&db)?;
     let conn = sqlite::open_read_only(&source, s.busy_timeout)?;
 
     let taken_at = Timestamp::now();
     let compressed = s.compression.level.is_some();
-    let dest = s
-        .out_dir
-        .join(layout::snapshot_file_name(&db, taken_at, compressed));
-    if written.contains(&dest) {
-        return Err(fail(
-            Exit::Failed,
-            format!(
-                "another database named {db:?} was snapshotted to {} in this same second; give them different --output-dir",
-                dest.display()
-            ),
-        ));
-    }
-    let mut sink = Sink::create(&dest, s.compression)?;
+    // The final name carries the snapshot's checksum; until it is known,
+    // the temporary file is named after the bare stamp.
+    let provisional = s.out_dir.join(names::snapshot_file_name(
+        &db,
+        &PointName {
+            taken_at,
+            tag: None,
+        },
+        compressed,
+    ));
+    let mut sink = Sink::create(&provisional, s.compression)?;
     let copied = match s.method {
         Method::Pages => {
             let mut progress = progress_display(log, &target.label);
             let copied = pages::copy(&conn, &mut sink, &mut progress);
             progress(0, 0);
-            copied?
+            copied
         }
-        Method::Vacuum => vacuum::copy(&conn, &s.out_dir, &mut sink)?,
-    };
+        Method::Vacuum => vacuum::copy(&conn, &s.out_dir, &mut sink),
+    }
+    .map_err(|e| sqlite::explain(e, &target.path))?;
     drop(conn);
-    let digests = sink
-        .commit()
-        .with_context(|| format!("writing {}", dest.display()))?;
-    written.insert(dest.clone());
+    let (digests, dest) = sink
+        .commit(|w| {
+            let point = PointName::new(taken_at, &w.stored.sha256);
+            s.out_dir
+                .join(names::snapshot_file_name(&db, &point, compressed))
+        })
+        .with_context(|| format!("writing a snapshot in {}", s.out_dir.display()))?;
+    if !written.insert(dest.clone()) {
+        return Err(fail(
+            Exit::Failed,
+            format!(
+                "another database named {db:?} with the same content was snapshotted to {} in this same second; give them different --output-dir",
+                dest.display()
+            ),
+        ));
+    }
 
     log.ok(
         &target.label,

@@ -92,8 +92,13 @@ impl Sink {
         Ok(())
     }
 
-    /// Finishes compression, fsyncs, and renames the snapshot into place.
-    pub fn commit(self) -> Result<Written> {
+    /// Finishes compression, fsyncs, and renames the snapshot into place
+    /// under the name `name_for` gives its digests (a snapshot's name
+    /// carries its checksum, known only now).
+    pub fn commit(
+        self,
+        name_for: impl FnOnce(&Written) -> std::path::PathBuf,
+    ) -> Result<(Written, std::path::PathBuf)> {
         let (stage, raw) = self.raw.finish();
         let (out, stored) = match stage {
             Stage::Zstd(enc) => {
@@ -106,8 +111,10 @@ impl Sink {
             .into_inner()
             .map_err(|e| e.into_error())
             .context("writing snapshot")?;
-        file.commit()?;
-        Ok(Written { raw, stored })
+        let written = Written { raw, stored };
+        let dest = name_for(&written);
+        file.commit_as(&dest)?;
+        Ok((written, dest))
     }
 }
 

@@ -8,8 +8,8 @@ use crate::prepare::prepare;
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 use serde_json::{Map, Value};
-use sqlkeep_common::layout;
 use sqlkeep_common::record::Record;
+use sqlkeep_common::repo::names;
 use sqlkeep_common::sqlite::{self, quote_ident};
 use sqlkeep_common::time::{Timestamp, format_duration};
 use std::path::Path;
@@ -201,8 +201,8 @@ fn check_age(report: &mut Report, path: &Path, record: Option<&Record>, exp: &Ex
         .map(Timestamp::parse_rfc3339);
     let from_name = || {
         path.file_name()
-            .and_then(|n| layout::parse_snapshot_file_name(&n.to_string_lossy()))
-            .map(|(_, t, _)| t)
+            .and_then(|n| names::parse_snapshot_file_name(&n.to_string_lossy()))
+            .map(|(_, p, _)| p.taken_at)
     };
     let taken_at = match from_record {
         Some(Ok(t)) => t,
