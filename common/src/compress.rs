@@ -62,8 +62,8 @@ pub fn default_threads() -> u32 {
 /// True when the file starts with the zstd magic number.
 pub fn is_zstd_file(path: &Path) -> Result<bool> {
     let mut head = [0u8; 4];
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // Never blocks: a FIFO or device is refused before it is read.
+    let (mut file, _) = crate::regular::open_regular(path)?;
     let n = read_up_to(&mut file, &mut head)?;
     Ok(n == 4 && head == ZSTD_MAGIC)
 }

@@ -19,4 +19,5 @@ mod retention;
 mod s3;
 mod snap;
 mod sync;
+mod tamper;
 mod verify;

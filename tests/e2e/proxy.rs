@@ -30,6 +30,10 @@ pub struct Seen {
     pub target: String,
     /// The Range header, if any.
     pub range: Option<String>,
+    /// The If-Match header, if any.
+    pub if_match: Option<String>,
+    /// The If-None-Match header, if any.
+    pub if_none_match: Option<String>,
     /// The fault injected, if any.
     pub fault: Option<Fault>,
     /// The status of the response the client got (None when dropped).
@@ -176,6 +180,8 @@ fn handle(mut client: TcpStream, state: &State) -> std::io::Result<()> {
             method: method.clone(),
             target: target.clone(),
             range: header("range"),
+            if_match: header("if-match"),
+            if_none_match: header("if-none-match"),
             fault,
             status,
         })

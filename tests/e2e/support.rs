@@ -387,3 +387,99 @@ pub fn helper(name: &str) -> PathBuf {
         .join("tests/helpers")
         .join(name)
 }
+
+/// Everything below `dir`, as relative path → what it is: a file's
+/// SHA-256, a link's target, or "dir". Compared before and after a run to
+/// prove nothing outside its target changed.
+pub fn world(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.insert(rel, format!("link:{}", target.display()));
+            } else if meta.is_dir() {
+                out.insert(rel, "dir".into());
+                walk(root, &path, out);
+            } else if meta.is_file() {
+                out.insert(rel, sha256_file(&path));
+            } else {
+                out.insert(rel, "special".into());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Our temporary and scratch files below `dir` (debris of killed runs).
+pub fn debris(dir: &Path) -> Vec<String> {
+    list_files(dir)
+        .into_iter()
+        .filter(|f| {
+            let name = f.rsplit('/').next().unwrap_or(f);
+            name.starts_with('.')
+                && (name.ends_with(".sqlkeep-tmp")
+                    || name.ends_with(".scratch")
+                    || name.ends_with(".sqlkeep-aside"))
+        })
+        .collect()
+}
+
+/// A small seeded generator (xorshift64*) for fault tests: the seed is
+/// printed by the tests that use it, so a failure can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value but 0).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Runs `script` with sh as root of a private user and mount namespace in
+/// which `dir/tiny` is a tmpfs of `size` (e.g. "2m"): a full disk without
+/// touching the host. The mount disappears with the namespace.
+pub fn on_tiny_tmpfs(dir: &Path, size: &str, script: &str) -> Output {
+    let full = format!(
+        "set -e; mkdir -p {dir}/tiny; mount -t tmpfs -o size={size} tmpfs {dir}/tiny; set +e; {script}",
+        dir = dir.display()
+    );
+    Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &full])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .expect("unshare runs")
+}
+
+/// Creates a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}

@@ -298,24 +298,26 @@ impl S3Store {
             Ok(()) => return Ok(()),
             Err(err) => err,
         };
-        if matches!(crate::exit::exit_of(&err), Exit::Usage | Exit::NotFound) {
-            return Err(err);
-        }
+        // The completion may have happened even though its answer was
+        // lost or unreadable (a retry then finds no such upload): the
+        // object itself decides, never the answer.
         match self.head(full) {
-            Ok(Some(size)) if size == len => Ok(()),
+            Ok(Some((size, etag))) if size == len && etag_is_of(etag.as_deref(), parts) => Ok(()),
             _ => Err(err),
         }
     }
 
-    /// The size of the object at `full`, or None when it is not there.
-    fn head(&self, full: &str) -> anyhow::Result<Option<u64>> {
+    /// The size and ETag of the object at `full`, or None when it is not
+    /// there.
+    fn head(&self, full: &str) -> anyhow::Result<Option<(u64, Option<String>)>> {
         let result = self.retried(Kind::Head, &format!("looking up {full}"), || {
             let request = self.timed(Method::HEAD, full);
             let response = send(&self.bucket, &self.signer, &request)?;
-            Ok(header(&response, "content-length").and_then(|v| v.parse::<u64>().ok()))
+            let size = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok());
+            Ok(size.map(|s| (s, header(&response, "etag"))))
         });
         match result {
-            Ok(size) => Ok(size),
+            Ok(found) => Ok(found),
             Err(e) if crate::exit::is_missing(&e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -741,8 +743,6 @@ fn classify(error: S3Error) -> Fault {
             }
             match status {
                 408 | 429 | 500 | 502 | 503 | 504 => Fault::transient(anyhow::anyhow!(detail)),
-                // A success whose answer could not be read.
-                200 => Fault::transient(anyhow::anyhow!(detail)),
                 401 | 403 => Fault::fatal(fail(
                     Exit::Usage,
                     format!("access denied ({detail}): check the access key, secret and region"),
@@ -784,6 +784,37 @@ fn xml_field(body: &str, name: &str) -> Option<String> {
     let start = body.find(&format!("<{name}>"))? + name.len() + 2;
     let end = body[start..].find(&format!("</{name}>"))? + start;
     Some(body[start..end].trim().to_string())
+}
+
+/// True when an object's ETag is that of a multipart upload of `parts`
+/// (the MD5 of the parts' MD5s, a dash, the count), or when the server
+/// uses another scheme we cannot check (then size alone decided).
+fn etag_is_of(etag: Option<&str>, parts: &[Part]) -> bool {
+    let Some(etag) = etag.map(|e| e.trim_matches('"')) else {
+        return true;
+    };
+    let Some((_, count)) = etag.split_once('-') else {
+        return true;
+    };
+    let mut md5s = Vec::with_capacity(parts.len() * 16);
+    for part in parts {
+        let hex = part.etag.trim_matches('"');
+        if hex.len() != 32 {
+            return true;
+        }
+        for i in (0..32).step_by(2) {
+            match u8::from_str_radix(&hex[i..i + 2], 16) {
+                Ok(b) => md5s.push(b),
+                Err(_) => return true,
+            }
+        }
+    }
+    let expected = format!(
+        "{}-{}",
+        crate::digest::hex(&md5::compute(&md5s).0),
+        parts.len()
+    );
+    count == parts.len().to_string() && etag == expected
 }
 
 /// Escapes text for an XML element.

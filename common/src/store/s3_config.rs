@@ -381,34 +381,102 @@ fn read_section(path: &std::path::Path, name: &str) -> Result<Option<HashMap<Str
             ),
         ));
     }
+    parse_section(&text, name).map_err(|(line, why)| {
+        fail(
+            Exit::Usage,
+            format!(
+                "rclone config {} line {line}: {why} (rclone itself would refuse this file)",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// Reads one section of rclone's config format the way rclone does
+/// (goconfig): `[name]` headers, `key = value` or `key: value` lines
+/// (whichever separator comes first), `#` and `;` comments. A line that is
+/// none of these, a key before any section or an empty key or section name
+/// is an error, as it is for rclone: (line number, why).
+fn parse_section(
+    text: &str,
+    name: &str,
+) -> std::result::Result<Option<HashMap<String, String>>, (usize, String)> {
     let mut current: Option<&str> = None;
     let mut section: Option<HashMap<String, String>> = None;
-    for line in text.lines() {
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = Some(header.trim());
+        if line.starts_with('[') && line.ends_with(']') {
+            let header = line[1..line.len() - 1].trim();
+            if header.is_empty() {
+                return Err((number, "empty section name".into()));
+            }
+            current = Some(header);
             if current == Some(name) {
                 section.get_or_insert_with(HashMap::new);
             }
             continue;
         }
-        if current == Some(name)
-            && let Some((k, v)) = line.split_once('=')
-        {
+        let Some(at) = line.find(['=', ':']).filter(|&at| at > 0) else {
+            return Err((number, format!("cannot parse {:?}", redact(line))));
+        };
+        let Some(header) = current else {
+            return Err((number, "a setting before any [section]".into()));
+        };
+        if header == name {
+            let (k, v) = (line[..at].trim(), line[at + 1..].trim());
             section
                 .get_or_insert_with(HashMap::new)
-                .insert(k.trim().to_string(), v.trim().to_string());
+                .insert(k.to_string(), v.to_string());
         }
     }
     Ok(section)
 }
 
+/// A config line for an error message, without what could be a secret:
+/// only its first word survives.
+fn redact(line: &str) -> String {
+    let word: String = line
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+        .take(40)
+        .collect();
+    if word.len() < line.len() {
+        format!("{word} …")
+    } else {
+        word
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_lines_rclone_refuses_are_refused() {
+        let good = "# comment\n; also\n[b2]\ntype = s3\nendpoint: https://x:443\n[other]\nkey=v\n";
+        let b2 = parse_section(good, "b2").unwrap().unwrap();
+        assert_eq!(b2["type"], "s3");
+        assert_eq!(
+            b2["endpoint"], "https://x:443",
+            "the first separator splits"
+        );
+        assert!(parse_section(good, "missing").unwrap().is_none());
+        for (bad, line) in [
+            ("[b2]\ntype s3\n", 2),
+            ("[b2]\n= s3\n", 2),
+            ("type = s3\n[b2]\n", 1),
+            ("[]\n", 1),
+            ("[b2]\nsecret_access_key SECRETVALUE\n", 2),
+        ] {
+            let (at, why) = parse_section(bad, "b2").unwrap_err();
+            assert_eq!(at, line, "{bad:?}: {why}");
+            assert!(!why.contains("SECRETVALUE"), "{why}");
+        }
+    }
 
     fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let map: HashMap<String, String> = vars

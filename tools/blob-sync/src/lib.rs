@@ -66,8 +66,8 @@ pub fn run(args: Args) -> Result<Exit> {
         (None, Some(_)) => "downloaded",
         _ => "copied",
     };
-    let src = Side::open(&args.source, transfer)?;
-    let dst = Side::open(&args.dest, transfer)?;
+    let src = Side::open(&args.source, transfer, args.copy_links)?;
+    let dst = Side::open(&args.dest, transfer, false)?;
     let source_name = source_address.to_string();
     let dest_name = dest_address.to_string();
 
@@ -80,7 +80,7 @@ pub fn run(args: Args) -> Result<Exit> {
         }
         _ => None,
     };
-    let source = src.source_state(&filter, args.full_check, args.copy_links)?;
+    let source = src.source_state(&filter, args.full_check)?;
     for problem in &source.problems {
         log.warn(&source_name, problem);
     }

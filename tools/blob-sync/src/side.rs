@@ -25,10 +25,44 @@ use std::path::{Path, PathBuf};
 /// Mode of restored files, as most files in a Rails app's storage are.
 const FILE_MODE: u32 = 0o644;
 
+/// A local directory side.
+pub struct Dir {
+    /// The directory.
+    pub root: PathBuf,
+    /// Whether links in it are followed (`--copy-links`, sources only).
+    pub follow_links: bool,
+}
+
+impl Dir {
+    /// The path of `key` in this directory: through real directories only,
+    /// unless links are to be followed.
+    pub fn file(&self, key: &Key) -> Result<PathBuf> {
+        if self.follow_links {
+            Ok(key.below(&self.root))
+        } else {
+            confine::resolve(&self.root, key)
+        }
+    }
+}
+
+impl AsRef<Path> for Dir {
+    fn as_ref(&self) -> &Path {
+        &self.root
+    }
+}
+
+impl std::ops::Deref for Dir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.root
+    }
+}
+
 /// One end of a sync.
 pub enum Side {
     /// A local directory.
-    Dir(PathBuf),
+    Dir(Dir),
     /// A remote (S3 or named), rooted at its prefix.
     Remote(Box<dyn Store>),
 }
@@ -78,10 +112,11 @@ pub struct State {
 }
 
 impl Side {
-    /// Opens one end (no request is made).
-    pub fn open(text: &str, transfer: Transfer) -> Result<Side> {
+    /// Opens one end (no request is made); `follow_links` for a source
+    /// given `--copy-links`.
+    pub fn open(text: &str, transfer: Transfer, follow_links: bool) -> Result<Side> {
         match Address::parse(text)? {
-            Address::Local(path) => Ok(Side::Dir(path)),
+            Address::Local(root) => Ok(Side::Dir(Dir { root, follow_links })),
             remote => Ok(Side::Remote(store::open_with(&remote, transfer)?)),
         }
     }
@@ -96,12 +131,7 @@ impl Side {
 
     /// The state of this side as a source: a walk, or the remote's
     /// manifest (listing only with `full_check` or when there is none).
-    pub fn source_state(
-        &self,
-        filter: &Filter,
-        full_check: bool,
-        follow_links: bool,
-    ) -> Result<State> {
+    pub fn source_state(&self, filter: &Filter, full_check: bool) -> Result<State> {
         match self {
             Side::Dir(dir) => {
                 if !dir.is_dir() {
@@ -115,7 +145,7 @@ impl Side {
                         how: Source::Walk,
                     });
                 }
-                let w = walk(dir, filter, follow_links)?;
+                let w = walk(dir, filter, dir.follow_links)?;
                 Ok(State {
                     full: w.tree.clone(),
                     tree: w.tree,
@@ -142,7 +172,7 @@ impl Side {
     ) -> Result<State> {
         match self {
             Side::Dir(dir) => {
-                let mut state = self.source_state(filter, false, false)?;
+                let mut state = self.source_state(filter, false)?;
                 // Links in a destination are not files of it: not worth a
                 // warning each, and never followed.
                 state.problems.retain(|p| !p.contains("a symbolic link"));
@@ -171,7 +201,7 @@ impl Side {
     pub fn local_sha256(&self, rel: &Key) -> Result<Option<String>> {
         match self {
             Side::Dir(dir) => {
-                let path = confine::resolve(dir, rel)?;
+                let path = dir.file(rel)?;
                 let (file, _) = open_regular(&path)?;
                 let mut reader = HashReader::new(file);
                 std::io::copy(&mut reader, &mut std::io::sink())
@@ -310,7 +340,7 @@ fn remote_state(
 pub fn copy(src: &Side, dst: &Side, rel: &Key, entry: &Entry) -> Result<Entry> {
     match (src, dst) {
         (Side::Dir(from), Side::Remote(store)) => {
-            let path = confine::resolve(from, rel)?;
+            let path = from.file(rel)?;
             // A regular file only: a FIFO or device swapped in since the
             // walk is refused, not read forever.
             let (mut file, len) = open_regular(&path)?;
@@ -347,7 +377,7 @@ pub fn copy(src: &Side, dst: &Side, rel: &Key, entry: &Entry) -> Result<Entry> {
                         store.get(rel, &mut hashing)?;
                     }
                     Side::Dir(from) => {
-                        let path = confine::resolve(from, rel)?;
+                        let path = from.file(rel)?;
                         let (file, _) = open_regular(&path)?;
                         let mut reader = HashReader::new(file);
                         std::io::copy(&mut reader, &mut hashing).context("copying")?;

@@ -121,11 +121,19 @@ fn verify_one(input: &Input, exp: &Expectations, log: &Log) -> Record {
     if let Some(carried) = input.record() {
         record.carry(carried);
     }
+    let kept_note = match settle_temporary(input, log) {
+        Temporary::NotOne => String::new(),
+        Temporary::Removed => {
+            record.set("removed", true);
+            String::new()
+        }
+        Temporary::Kept(path) => format!("; temporary snapshot kept for the next tool: {path}"),
+    };
     if ok {
         log.ok(
             &label,
             &format!(
-                "{} tables, {rows} rows, all checks passed",
+                "{} tables, {rows} rows, all checks passed{kept_note}",
                 report.tables.len()
             ),
         );
@@ -140,7 +148,56 @@ fn verify_one(input: &Input, exp: &Expectations, log: &Log) -> Record {
                 )
             })
             .collect();
-        log.error(&label, &anyhow::anyhow!("{}", reasons.join("; ")));
+        log.error(
+            &label,
+            &anyhow::anyhow!("{}{kept_note}", reasons.join("; ")),
+        );
     }
     record
+}
+
+/// What became of a temporary snapshot `sqlite-snap` handed over.
+enum Temporary {
+    /// The input is not one.
+    NotOne,
+    /// Removed: nothing downstream can take it.
+    Removed,
+    /// Kept for the tool stdout is piped to, at this path.
+    Kept(String),
+}
+
+/// Removes a temporary snapshot once verified, unless stdout is a pipe
+/// (`sqlite-snap | sqlite-verify | bucket-push`): then the next tool owns
+/// it, and the log says where it is. Issue 10 found every snapshot piped
+/// into `sqlite-verify` left behind in `$TMPDIR`.
+fn settle_temporary(input: &Input, log: &Log) -> Temporary {
+    let Some(record) = input.record() else {
+        return Temporary::NotOne;
+    };
+    if record.get("temporary") != Some(&Value::Bool(true)) {
+        return Temporary::NotOne;
+    }
+    let Some(path) = record.str("path") else {
+        return Temporary::NotOne;
+    };
+    if !sqlkeep_common::private_dir::is_private_file(Path::new(path)) {
+        return Temporary::NotOne;
+    }
+    if stdout_is_pipe() {
+        return Temporary::Kept(path.to_string());
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            log.info(path, "removed temporary snapshot");
+            Temporary::Removed
+        }
+        Err(_) => Temporary::Kept(path.to_string()),
+    }
+}
+
+/// True when stdout is a pipe to another program.
+fn stdout_is_pipe() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata("/dev/stdout").is_ok_and(|m| m.file_type().is_fifo())
+        || std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.file_type().is_fifo())
 }
