@@ -18,6 +18,7 @@ mod pipes;
 mod retention;
 mod s3;
 mod snap;
+mod special;
 mod sync;
 mod tamper;
 mod verify;

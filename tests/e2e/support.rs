@@ -214,6 +214,40 @@ impl Tool {
         }
     }
 
+    /// Runs to completion with an empty stdin, or kills the tool after
+    /// `limit` and fails the test: for inputs that used to make a tool
+    /// hang (a FIFO).
+    pub fn run_within(mut self, limit: std::time::Duration) -> Run {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = self
+            .cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", self.name));
+        let pid = child.id();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        // A watchdog, not synchronisation: it waits for the tool's end and
+        // kills the tool only if that end does not come within the limit.
+        let watchdog = std::thread::spawn(move || {
+            if finished.recv_timeout(limit).is_err() {
+                // SAFETY: kill has no memory preconditions.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                return true;
+            }
+            false
+        });
+        let output = child.wait_with_output().expect("waiting for tool");
+        let _ = done.send(());
+        let killed = watchdog.join().unwrap();
+        assert!(!killed, "{} hung and was killed after {limit:?}", self.name);
+        Run {
+            name: self.name,
+            output,
+        }
+    }
+
     /// The underlying command, for tests that wire pipes themselves.
     pub fn command(self) -> Command {
         self.cmd
