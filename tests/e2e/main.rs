@@ -5,6 +5,7 @@
 //! built once per run; see `e2e/support.rs` for the harness.
 
 mod proxy;
+mod races;
 mod s3server;
 mod support;
 

@@ -19,6 +19,10 @@ pub enum Fault {
     Drop,
     /// Forward, but pass on only this many bytes of the response body.
     Truncate(usize),
+    /// Another writer wins a race: before forwarding, PUT these bytes to
+    /// the same object (unsigned: for moto, which checks no signatures),
+    /// then forward the request as it came.
+    RaceWrite(&'static [u8]),
 }
 
 /// One request that crossed the proxy.
@@ -204,6 +208,23 @@ fn handle(mut client: TcpStream, state: &State) -> std::io::Result<()> {
             client.shutdown(Shutdown::Both)
         }
         Some(Fault::Truncate(keep)) => forward(&mut client, state, &head, &body, Some(keep), seen),
+        Some(Fault::RaceWrite(bytes)) => {
+            let path = target.split('?').next().unwrap_or(&target).to_string();
+            let mut racer = TcpStream::connect(state.upstream)?;
+            racer.write_all(
+                format!(
+                    "PUT {path} HTTP/1.1\r\nhost: {}\r\n{}content-length: {}\r\nconnection: close\r\n\r\n",
+                    state.upstream,
+                    crate::s3server::MOTO_AUTH,
+                    bytes.len()
+                )
+                .as_bytes(),
+            )?;
+            racer.write_all(bytes)?;
+            let mut answer = Vec::new();
+            racer.read_to_end(&mut answer)?;
+            forward(&mut client, state, &head, &body, None, seen)
+        }
         None => forward(&mut client, state, &head, &body, None, seen),
     }
 }

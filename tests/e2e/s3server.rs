@@ -160,3 +160,108 @@ impl Drop for S3Server {
         let _ = self.child.wait();
     }
 }
+
+/// An Authorization header moto takes for an authenticated request: it
+/// checks no signature, but refuses anonymous reads.
+pub const MOTO_AUTH: &str = "authorization: AWS4-HMAC-SHA256 Credential=sqlkeep-test-key/20261130/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\n";
+
+/// A second, independent S3 implementation for what rclone's server does
+/// not do: moto (PyPI `moto[server]`) honours `If-Match` and
+/// `If-None-Match` on PUT, so conditional writes are tested against a real
+/// server that refuses them. Started with `AWS_CA_BUNDLE` unset (moto
+/// reads it at start). Checks no signatures. Stopped when dropped.
+pub struct MotoServer {
+    child: Child,
+    /// The endpoint URL.
+    pub endpoint: String,
+}
+
+impl MotoServer {
+    /// Starts moto on a free port of 127.0.0.1, with bucket [`BUCKET`].
+    pub fn start() -> MotoServer {
+        let mut child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start moto_server (run ./tests/run, which installs moto[server]): {e}"
+                )
+            });
+        // It logs where it listens on stderr; keep draining both streams.
+        let mut log = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let mut line = String::new();
+        let endpoint = loop {
+            line.clear();
+            if log.read_line(&mut line).unwrap() == 0 {
+                let _ = child.kill();
+                panic!("moto_server exited before listening:\n{seen}");
+            }
+            seen.push_str(&line);
+            if let Some(at) = line.find("http://127.0.0.1:") {
+                let port: String = line[at + 17..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                break format!("http://127.0.0.1:{port}");
+            }
+        };
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while log.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while out.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        let server = MotoServer { child, endpoint };
+        server.raw("PUT", &format!("/{BUCKET}"), b"");
+        server
+    }
+
+    /// An unsigned request (moto checks no signatures); returns the answer.
+    pub fn raw(&self, method: &str, path: &str, body: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let host = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        stream
+            .write_all(
+                format!(
+                    "{method} {path} HTTP/1.1\r\nhost: {host}\r\n{MOTO_AUTH}content-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        stream.write_all(body).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    /// The body of the object at `key` in [`BUCKET`], or None.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let answer = self.raw("GET", &format!("/{BUCKET}/{key}"), b"");
+        if !answer.starts_with("HTTP/1.1 200") && !answer.starts_with("HTTP/1.0 200") {
+            return None;
+        }
+        let at = answer.find("\r\n\r\n")?;
+        Some(answer[at + 4..].as_bytes().to_vec())
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
