@@ -255,7 +255,7 @@ impl MotoServer {
             return None;
         }
         let at = answer.find("\r\n\r\n")?;
-        Some(answer[at + 4..].as_bytes().to_vec())
+        Some(answer.as_bytes()[at + 4..].to_vec())
     }
 }
 
