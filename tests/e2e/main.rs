@@ -13,6 +13,7 @@ mod bad_input;
 mod bank;
 mod consistency;
 mod examples;
+mod kills;
 mod maint;
 mod pipeline;
 mod pipes;

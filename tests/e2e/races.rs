@@ -8,7 +8,7 @@
 
 use crate::proxy::{Fault, Proxy};
 use crate::s3server::{BUCKET, MotoServer, S3Server};
-use crate::support::{Scratch, make_db, sha256_file, stem_of};
+use crate::support::{Scratch, assert_consistent, make_db, stem_of};
 use rusqlite::Connection;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -63,28 +63,6 @@ fn push_together(s: &Scratch, remote: &str, env: &[(String, String)], a: &Value,
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-/// Every manifest in a database's prefix names an object whose checksum
-/// is the manifest's, and latest.json is one of them.
-fn assert_consistent(dir: &Path) -> BTreeSet<String> {
-    let mut checksums = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let m: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let object = dir.join(m["url"].as_str().unwrap().rsplit('/').next().unwrap());
-        assert_eq!(
-            sha256_file(&object),
-            m["sha256"].as_str().unwrap(),
-            "{} names an object with other content",
-            path.display()
-        );
-        checksums.insert(m["sha256"].as_str().unwrap().to_string());
-    }
-    checksums
 }
 
 /// Two pushes of different snapshots taken in the same second, at the same

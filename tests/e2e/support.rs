@@ -517,3 +517,25 @@ pub fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(status.success());
 }
+
+/// Every manifest in a database's prefix names an object whose checksum
+/// is the manifest's, and latest.json is one of them.
+pub fn assert_consistent(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut checksums = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let m: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let object = dir.join(m["url"].as_str().unwrap().rsplit('/').next().unwrap());
+        assert_eq!(
+            sha256_file(&object),
+            m["sha256"].as_str().unwrap(),
+            "{} names an object with other content",
+            path.display()
+        );
+        checksums.insert(m["sha256"].as_str().unwrap().to_string());
+    }
+    checksums
+}
