@@ -185,9 +185,10 @@ fn poll_busy(tries: i32) -> bool {
 const READONLY_ROLLBACK: i32 = 776;
 
 /// Rewords the SQLite errors an operator acts on, wherever they surface:
-/// a hot journal (issue 10: it read "attempt to write a readonly database:
-/// Error code 776") and a full disk. Other errors pass unchanged.
-pub fn explain(err: anyhow::Error, path: &Path) -> anyhow::Error {
+/// a hot journal in the database at `path` (issue 10: it read "attempt to
+/// write a readonly database: Error code 776") and a full disk where the
+/// operation writes (`written`). Other errors pass unchanged.
+pub fn explain(err: anyhow::Error, path: &Path, written: &Path) -> anyhow::Error {
     for cause in err.chain() {
         if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
         {
@@ -201,7 +202,7 @@ pub fn explain(err: anyhow::Error, path: &Path) -> anyhow::Error {
                 );
             }
             if e.code == rusqlite::ErrorCode::DiskFull {
-                return crate::exit::no_space(path);
+                return crate::exit::no_space(written);
             }
         }
     }

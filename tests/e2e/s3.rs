@@ -4,23 +4,8 @@
 
 use crate::proxy::Fault;
 use crate::s3server::{BUCKET, KEY, S3Server, SECRET};
-use crate::support::{Scratch, count, make_db, sha256_file, stem_of};
-use rusqlite::Connection;
+use crate::support::{Scratch, count, make_big_db, make_db, sha256_file, stem_of};
 use serde_json::Value;
-
-/// A database big enough that its snapshot goes up in several parts:
-/// random blobs do not compress.
-fn make_big_db(path: &std::path::Path, mib: usize) {
-    let conn = Connection::open(path).unwrap();
-    conn.execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL);")
-        .unwrap();
-    let tx = conn.unchecked_transaction().unwrap();
-    for _ in 0..mib {
-        tx.execute("INSERT INTO blobs (data) VALUES (randomblob(1048576))", [])
-            .unwrap();
-    }
-    tx.commit().unwrap();
-}
 
 /// The whole pipeline through `s3://$BUCKET_NAME/databases` with exactly
 /// the variables Fly.io sets for Tigris.

@@ -539,3 +539,17 @@ pub fn assert_consistent(dir: &Path) -> std::collections::BTreeSet<String> {
     }
     checksums
 }
+
+/// A database big enough that its snapshot goes up in several parts:
+/// random blobs do not compress.
+pub fn make_big_db(path: &std::path::Path, mib: usize) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL);")
+        .unwrap();
+    let tx = conn.unchecked_transaction().unwrap();
+    for _ in 0..mib {
+        tx.execute("INSERT INTO blobs (data) VALUES (randomblob(1048576))", [])
+            .unwrap();
+    }
+    tx.commit().unwrap();
+}

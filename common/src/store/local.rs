@@ -143,7 +143,22 @@ impl Store for LocalStore {
         self.requests.count(Kind::Get);
         let path = confine::resolve(&self.root, key)?;
         let mut file = open_object(&path)?;
-        std::io::copy(&mut file, sink).with_context(|| format!("reading {}", path.display()))
+        // Errors of the sink (a full disk at the target) are its own and
+        // name its file; only errors reading the object say "reading".
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("reading {}", path.display()));
+                }
+            };
+            sink.write_all(&buf[..n])?;
+            total += n as u64;
+        }
     }
 
     fn fetch(&self, key: &Key, max_bytes: u64) -> Result<Fetched> {

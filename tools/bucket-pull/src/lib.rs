@@ -91,9 +91,12 @@ fn prepare_output(output: Option<&Path>) -> Result<Option<PathBuf>> {
     let Some(output) = output else {
         return Ok(None);
     };
-    let as_dir = output.as_os_str().to_string_lossy().ends_with('/');
+    let text = output.as_os_str().to_string_lossy();
+    let as_dir = text.ends_with('/');
     let dir = if as_dir {
-        output.to_path_buf()
+        // Without the slash: stat of "file/" fails with ENOTDIR, not with
+        // the answer "a file is there".
+        PathBuf::from(text.trim_end_matches('/'))
     } else if output.is_dir() {
         return Ok(Some(output.to_path_buf()));
     } else {

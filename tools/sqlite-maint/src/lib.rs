@@ -102,6 +102,7 @@ pub fn run(args: Args) -> Result<Exit> {
                     out.emit(&record)?;
                 }
                 Err(err) => {
+                    let err = sqlite::explain(err, &target.path, &target.path);
                     tally.report(&log, &target.label, &err);
                 }
             }

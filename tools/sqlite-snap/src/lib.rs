@@ -155,7 +155,7 @@ fn snapshot(
         }
         Method::Vacuum => vacuum::copy(&conn, &s.out_dir, &mut sink),
     }
-    .map_err(|e| sqlite::explain(e, &target.path))?;
+    .map_err(|e| sqlite::explain(e, &target.path, &s.out_dir))?;
     drop(conn);
     let (digests, dest) = sink
         .commit(|w| {

@@ -93,9 +93,17 @@ pub fn verify(path: &Path, record: Option<&Record>, exp: &Expectations) -> Repor
     check_digests(&mut report, record, &prepared);
     check_age(&mut report, path, record, exp);
 
-    let conn = match open(&prepared.path, prepared.scratch.is_some(), exp) {
+    // SQLite opens lazily: the first read is where a hot journal or a
+    // damaged file shows, and is reported as the open that failed.
+    let opened = open(&prepared.path, prepared.scratch.is_some(), exp).and_then(|conn| {
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+            .context("cannot read the schema")?;
+        Ok(conn)
+    });
+    let conn = match opened {
         Ok(conn) => conn,
         Err(err) => {
+            let err = sqlite::explain(err, path, &scratch_dir(&prepared));
             report.fail("open", format!("{err:#}"));
             return report;
         }
@@ -128,6 +136,11 @@ pub fn verify(path: &Path, record: Option<&Record>, exp: &Expectations) -> Repor
 /// True when the file starts with the zstd magic number.
 fn is_zstd(path: &Path) -> bool {
     sqlkeep_common::compress::is_zstd_file(path).unwrap_or(false)
+}
+
+/// Where a check writes: the scratch copy's directory, else the database's.
+fn scratch_dir(prepared: &crate::prepare::Prepared) -> std::path::PathBuf {
+    sqlkeep_common::atomic::parent_dir(&prepared.path)
 }
 
 /// Opens read-only; a private scratch copy is opened immutable, so SQLite

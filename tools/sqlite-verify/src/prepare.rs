@@ -35,6 +35,10 @@ pub fn prepare(path: &Path, want_raw: bool) -> Result<Prepared> {
         let mut stored = HashReader::new(input);
         let mut raw = HashWriter::new(BufWriter::with_capacity(1 << 20, file));
         std::io::copy(&mut decoder(&mut stored)?, &mut raw).map_err(|e| {
+            // The scratch disk filling up is not the snapshot's fault.
+            if sqlkeep_common::exit::is_no_space(&e) {
+                return sqlkeep_common::exit::no_space(scratch.path());
+            }
             sqlkeep_common::fail(
                 sqlkeep_common::Exit::Failed,
                 format!("damaged snapshot: zstd says {e}"),
@@ -43,7 +47,7 @@ pub fn prepare(path: &Path, want_raw: bool) -> Result<Prepared> {
         let (out, raw) = raw.finish();
         out.into_inner()
             .map_err(|e| e.into_error())
-            .context("writing scratch copy")?;
+            .map_err(|e| sqlkeep_common::exit::io_error(scratch.path(), "writing", e))?;
         return Ok(Prepared {
             path: scratch.path().to_path_buf(),
             scratch: Some(scratch),
