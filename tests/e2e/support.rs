@@ -149,6 +149,9 @@ pub fn list_files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// How long any tool may run in a test before it counts as hung.
+pub const HANG_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// A tool invocation being prepared.
 pub struct Tool {
     cmd: Command,
@@ -191,8 +194,16 @@ impl Tool {
         self
     }
 
-    /// Runs to completion.
-    pub fn run(mut self) -> Run {
+    /// Runs to completion, feeding the stdin given (or none). A tool still
+    /// running after [`HANG_LIMIT`] is killed and fails the test, so a
+    /// hang is a failure, never a stuck suite.
+    pub fn run(self) -> Run {
+        self.run_within(HANG_LIMIT)
+    }
+
+    /// Like [`Tool::run`] with a shorter limit: for inputs that used to
+    /// make a tool hang (a FIFO).
+    pub fn run_within(mut self, limit: std::time::Duration) -> Run {
         self.cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -206,26 +217,6 @@ impl Tool {
         let writer = std::thread::spawn(move || {
             let _ = stdin.write_all(&data);
         });
-        let output = child.wait_with_output().expect("waiting for tool");
-        writer.join().unwrap();
-        Run {
-            name: self.name,
-            output,
-        }
-    }
-
-    /// Runs to completion with an empty stdin, or kills the tool after
-    /// `limit` and fails the test: for inputs that used to make a tool
-    /// hang (a FIFO).
-    pub fn run_within(mut self, limit: std::time::Duration) -> Run {
-        self.cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = self
-            .cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {}: {e}", self.name));
         let pid = child.id();
         let (done, finished) = std::sync::mpsc::channel::<()>();
         // A watchdog, not synchronisation: it waits for the tool's end and
@@ -240,8 +231,14 @@ impl Tool {
         });
         let output = child.wait_with_output().expect("waiting for tool");
         let _ = done.send(());
+        writer.join().unwrap();
         let killed = watchdog.join().unwrap();
-        assert!(!killed, "{} hung and was killed after {limit:?}", self.name);
+        assert!(
+            !killed,
+            "{} hung and was killed after {limit:?}; stderr:\n{}",
+            self.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
         Run {
             name: self.name,
             output,

@@ -337,7 +337,10 @@ impl S3Store {
         size: usize,
     ) -> anyhow::Result<(Vec<Part>, Digest)> {
         let (to_senders, parts_in) = std::sync::mpsc::sync_channel::<(u32, Vec<u8>)>(0);
-        let parts_in = std::sync::Mutex::new(parts_in);
+        // A sender that fails drops the receiving end, so a reader blocked
+        // handing over the next part wakes with an error instead of
+        // waiting forever for senders that have stopped.
+        let parts_in = std::sync::Mutex::new(Some(parts_in));
         let (give_back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
         let stop = AtomicBool::new(false);
         std::thread::scope(|scope| {
@@ -347,10 +350,14 @@ impl S3Store {
                     scope.spawn(move || -> anyhow::Result<Vec<Part>> {
                         let mut parts = Vec::new();
                         while !stop.load(Ordering::Relaxed) {
-                            let next = parts_in
+                            let next = match parts_in
                                 .lock()
                                 .map_err(|_| anyhow::anyhow!("upload queue poisoned"))?
-                                .recv();
+                                .as_ref()
+                            {
+                                Some(receiver) => receiver.recv(),
+                                None => break,
+                            };
                             let Ok((number, chunk)) = next else { break };
                             let sent = self.retried(
                                 Kind::Part,
@@ -361,6 +368,9 @@ impl S3Store {
                                 Ok(part) => parts.push(part),
                                 Err(e) => {
                                     stop.store(true, Ordering::Relaxed);
+                                    if let Ok(mut receiver) = parts_in.lock() {
+                                        receiver.take();
+                                    }
                                     return Err(e);
                                 }
                             }
