@@ -111,7 +111,9 @@ fn blob_sync_never_reads_a_fifo() {
 
 /// A restore target that is a device, FIFO or socket is refused for
 /// safety, with or without --force: `-o /dev/null --force` once replaced
-/// the host's /dev/null.
+/// the host's /dev/null. The device here is /dev/null bind-mounted over a
+/// scratch file in a private mount namespace, so not even a broken tool
+/// can touch the host's.
 #[test]
 fn targets_that_are_not_regular_files_are_never_replaced() {
     let s = Scratch::new();
@@ -124,7 +126,7 @@ fn targets_that_are_not_regular_files_are_never_replaced() {
         .success();
     mkfifo(&s.join("fifo"));
     let _sock = socket(&s.join("sock"));
-    for target in ["/dev/null", "fifo", "sock"] {
+    for target in ["fifo", "sock"] {
         for force in [false, true] {
             let mut pull = s.tool("bucket-pull").args(["remote/app", "-o", target]);
             if force {
@@ -139,13 +141,54 @@ fn targets_that_are_not_regular_files_are_never_replaced() {
             );
         }
     }
-    let null = std::fs::metadata("/dev/null").unwrap();
-    assert!(null.file_type().is_char_device());
     assert!(
         std::fs::metadata(s.join("fifo"))
             .unwrap()
             .file_type()
             .is_fifo()
+    );
+
+    let dir = s.path().display();
+    let script = format!(
+        "cd {dir}; touch device; mount --bind /dev/null device; \
+         for force in '' --force; do \
+           TMPDIR={dir}/.tmp bucket-pull remote/app -o device $force 2>> device-err.txt; \
+           echo $? >> device-codes.txt; \
+         done; test -c device && echo device > device-after.txt"
+    );
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                crate::support::bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(s.join(name)).unwrap_or_default();
+    assert_eq!(
+        read("device-codes.txt"),
+        "5\n5\n",
+        "{}",
+        read("device-err.txt")
+    );
+    assert!(
+        read("device-err.txt").contains("is a character device, not a regular file"),
+        "{}",
+        read("device-err.txt")
+    );
+    assert_eq!(
+        read("device-after.txt"),
+        "device\n",
+        "the device was replaced"
     );
     assert!(crate::support::debris(s.path()).is_empty());
 }
