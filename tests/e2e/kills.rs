@@ -167,11 +167,7 @@ fn a_killed_restore_never_loses_the_database_it_replaces() {
         .unwrap();
     }
     let snap = s.snap("snaps", "snap.sqlite3");
-    s.tool("bucket-push")
-        .arg("remote")
-        .stdin(snap.stdout())
-        .run()
-        .success();
+    s.push("remote", &[], snap.stdout());
 
     let target = s.join("app/live.sqlite3");
     std::fs::create_dir_all(s.join("app")).unwrap();
@@ -332,12 +328,7 @@ fn a_killed_push_never_leaves_a_manifest_naming_a_bad_object() {
             landed >= 5,
             "{remote}: most kills must land mid-run: {landed}"
         );
-        s.tool("bucket-push")
-            .arg(&remote)
-            .envs(&env)
-            .stdin(records[5].clone())
-            .run()
-            .success();
+        s.push(&remote, &env, records[5].clone());
         assert_consistent(&dir);
         assert_eq!(debris(&dir), Vec::<String>::new(), "{remote}");
     }

@@ -119,11 +119,7 @@ fn latest_json_only_moves_forward() {
     let newer = s.snap("snaps-new", "app.sqlite3").record();
     let mut older = s.snap("snaps-old", "app.sqlite3").record();
     older["taken_at"] = "2020-01-01T00:00:00Z".into();
-    s.tool("bucket-push")
-        .arg("remote")
-        .stdin(newer.to_string())
-        .run()
-        .success();
+    s.push("remote", &[], newer.to_string());
     let latest_before = std::fs::read(s.join("remote/app/latest.json")).unwrap();
     let run = s
         .tool("bucket-push")
@@ -161,12 +157,7 @@ fn a_lost_write_of_latest_json_is_read_again() {
     make_db(&s.join("app.sqlite3"), 10, false);
     let first = s.snap("snaps-1", "app.sqlite3");
     let remote = format!("s3://{BUCKET}/db");
-    s.tool("bucket-push")
-        .arg(&remote)
-        .envs(&env)
-        .stdin(first.stdout())
-        .run()
-        .success();
+    s.push(&remote, &env, first.stdout());
     let put = proxy
         .seen()
         .into_iter()
@@ -183,13 +174,7 @@ fn a_lost_write_of_latest_json_is_read_again() {
     );
     let mut second = s.snap("snaps-2", "app.sqlite3").record();
     second["taken_at"] = "2099-01-01T00:00:00Z".into();
-    let run = s
-        .tool("bucket-push")
-        .arg(&remote)
-        .envs(&env)
-        .stdin(second.to_string())
-        .run()
-        .success();
+    let run = s.push(&remote, &env, second.to_string());
     let latest: Vec<_> = proxy
         .seen()
         .into_iter()
@@ -219,12 +204,7 @@ fn conditional_writes_hold_against_a_real_racing_writer() {
     let remote = format!("s3://{BUCKET}/db");
     make_db(&s.join("app.sqlite3"), 10, false);
     let first = s.snap("snaps-1", "app.sqlite3").record();
-    s.tool("bucket-push")
-        .arg(&remote)
-        .envs(&env)
-        .stdin(first.to_string())
-        .run()
-        .success();
+    s.push(&remote, &env, first.to_string());
 
     // The racer stores a manifest of a much newer snapshot.
     let mut racing: Value =
@@ -235,13 +215,7 @@ fn conditional_writes_hold_against_a_real_racing_writer() {
     proxy.inject("PUT", "/latest.json", Fault::RaceWrite(racing), 1);
     let mut second = s.snap("snaps-2", "app.sqlite3").record();
     second["taken_at"] = "2098-01-01T00:00:00Z".into();
-    let run = s
-        .tool("bucket-push")
-        .arg(&remote)
-        .envs(&env)
-        .stdin(second.to_string())
-        .run()
-        .success();
+    let run = s.push(&remote, &env, second.to_string());
     let statuses: Vec<(String, Option<u16>)> = proxy
         .seen()
         .into_iter()

@@ -119,11 +119,7 @@ fn targets_that_are_not_regular_files_are_never_replaced() {
     let s = Scratch::new();
     make_db(&s.join("app.sqlite3"), 5, false);
     let snap = s.snap("snaps", "app.sqlite3");
-    s.tool("bucket-push")
-        .arg("remote")
-        .stdin(snap.stdout())
-        .run()
-        .success();
+    s.push("remote", &[], snap.stdout());
     mkfifo(&s.join("fifo"));
     let _sock = socket(&s.join("sock"));
     for target in ["fifo", "sock"] {
@@ -243,11 +239,7 @@ fn an_open_database_is_not_replaced_without_even_if_open() {
     let s = Scratch::new();
     make_db(&s.join("app.sqlite3"), 5, true);
     let snap = s.snap("snaps", "app.sqlite3");
-    s.tool("bucket-push")
-        .arg("remote")
-        .stdin(snap.stdout())
-        .run()
-        .success();
+    s.push("remote", &[], snap.stdout());
     make_db(&s.join("live.sqlite3"), 9, true);
     let holder = Holder::start(&s.join("live.sqlite3"), &[]);
     let before = world(s.path());
@@ -285,11 +277,7 @@ fn an_open_database_in_another_pid_namespace_is_seen_by_its_lock() {
     let s = Scratch::new();
     make_db(&s.join("app.sqlite3"), 5, true);
     let snap = s.snap("snaps", "app.sqlite3");
-    s.tool("bucket-push")
-        .arg("remote")
-        .stdin(snap.stdout())
-        .run()
-        .success();
+    s.push("remote", &[], snap.stdout());
     make_db(&s.join("live.sqlite3"), 9, true);
     let _holder = Holder::start(&s.join("live.sqlite3"), &[]);
     // bucket-pull runs in a new PID namespace with its own /proc, where

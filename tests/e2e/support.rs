@@ -83,6 +83,17 @@ impl Scratch {
             .success()
     }
 
+    /// `bucket-push REMOTE` fed `stdin` (records or paths), with `env` for
+    /// an S3 remote, which must succeed.
+    pub fn push(&self, remote: &str, env: &[(String, String)], stdin: impl Into<Vec<u8>>) -> Run {
+        self.tool("bucket-push")
+            .arg(remote)
+            .envs(env)
+            .stdin(stdin)
+            .run()
+            .success()
+    }
+
     /// A command for any program (an example script), with the tools on
     /// its `PATH` and the same scratch environment as [`Scratch::tool`].
     pub fn program(&self, program: &Path) -> Tool {

@@ -70,12 +70,7 @@ fn a_missing_output_directory_is_made_or_refused_first() {
     make_db(&s.join("app.sqlite3"), 5, false);
     let snap = s.snap("snaps", "app.sqlite3");
     let remote = format!("s3://{BUCKET}/db");
-    s.tool("bucket-push")
-        .arg(&remote)
-        .envs(&env)
-        .stdin(snap.stdout())
-        .run()
-        .success();
+    s.push(&remote, &env, snap.stdout());
     let run = s
         .tool("bucket-pull")
         .args([&format!("{remote}/app"), "-o", "new/dir/"])
@@ -178,11 +173,7 @@ fn days_that_do_not_exist_are_refused_everywhere() {
     // An object named with a stamp that does not exist is not a restore
     // point (it once listed as 2 March).
     let good = s.snap("snaps2", "app.sqlite3");
-    s.tool("bucket-push")
-        .arg("remote")
-        .stdin(good.stdout())
-        .run()
-        .success();
+    s.push("remote", &[], good.stdout());
     std::fs::write(s.join("remote/app/20260230T030000Z.sqlite3.zst"), b"x").unwrap();
     let list = s
         .tool("bucket-pull")
@@ -277,12 +268,7 @@ fn a_resumed_download_never_splices_two_objects() {
     make_db(&s.join("app.sqlite3"), 300, false);
     let snap = s.snap("snaps", "app.sqlite3");
     let remote = format!("s3://{BUCKET}/db");
-    s.tool("bucket-push")
-        .arg(&remote)
-        .envs(&env)
-        .stdin(snap.stdout())
-        .run()
-        .success();
+    s.push(&remote, &env, snap.stdout());
 
     proxy.reset_seen();
     proxy.inject("GET", ".sqlite3.zst", Fault::Truncate(1000), 1);

@@ -91,7 +91,7 @@ pub struct FileManifest {
 
 /// The fields the typed part of a manifest owns: never taken from
 /// `extra`, never duplicated into it.
-const SNAPSHOT_FIELDS: [&str; 10] = [
+pub const SNAPSHOT_FIELDS: [&str; 10] = [
     "type",
     "url",
     "bytes",
@@ -104,7 +104,8 @@ const SNAPSHOT_FIELDS: [&str; 10] = [
     "compression",
 ];
 
-const FILE_FIELDS: [&str; 6] = ["type", "url", "bytes", "sha256", "stored_at", "name"];
+/// The fields the typed part of a plain file's manifest owns.
+pub const FILE_FIELDS: [&str; 6] = ["type", "url", "bytes", "sha256", "stored_at", "name"];
 
 /// Fields that describe a local file or one run, never a stored object.
 pub const LOCAL_ONLY: [&str; 6] = [
@@ -157,15 +158,12 @@ impl SnapshotManifest {
 
     /// The manifest as one line of JSON with a newline, as stored.
     pub fn to_text(&self) -> String {
-        serde_json::to_string(self).expect("a manifest serializes") + "\n"
+        text_of(self)
     }
 
     /// The manifest as a record, for output.
     pub fn to_record(&self) -> Record {
-        match serde_json::to_value(self).expect("a manifest serializes") {
-            Value::Object(map) => Record::from(map),
-            _ => unreachable!("a struct serializes to an object"),
-        }
+        record_of(self)
     }
 }
 
@@ -187,15 +185,25 @@ impl FileManifest {
 
     /// The manifest as one line of JSON with a newline, as stored.
     pub fn to_text(&self) -> String {
-        serde_json::to_string(self).expect("a manifest serializes") + "\n"
+        text_of(self)
     }
 
     /// The manifest as a record, for output.
     pub fn to_record(&self) -> Record {
-        match serde_json::to_value(self).expect("a manifest serializes") {
-            Value::Object(map) => Record::from(map),
-            _ => unreachable!("a struct serializes to an object"),
-        }
+        record_of(self)
+    }
+}
+
+/// A manifest as stored: one line of JSON and a newline.
+fn text_of(manifest: &impl Serialize) -> String {
+    serde_json::to_string(manifest).expect("a manifest serializes") + "\n"
+}
+
+/// A manifest as a record.
+fn record_of(manifest: &impl Serialize) -> Record {
+    match serde_json::to_value(manifest).expect("a manifest serializes") {
+        Value::Object(map) => Record::from(map),
+        _ => unreachable!("a struct serializes to an object"),
     }
 }
 
@@ -275,13 +283,7 @@ impl Fields<'_> {
 
     fn sha256(&self, field: &str) -> Result<String> {
         match self.get(field)? {
-            Value::String(s)
-                if s.len() == 64
-                    && s.bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-            {
-                Ok(s.clone())
-            }
+            Value::String(s) if crate::digest::is_sha256_hex(s) => Ok(s.clone()),
             _ => Err(self.bad(field, "expected 64 lowercase hex digits")),
         }
     }

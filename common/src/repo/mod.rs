@@ -198,21 +198,7 @@ impl Repository {
             raw_bytes: raw.bytes,
             raw_sha256: raw.sha256,
             compression: up.compression,
-            extra: manifest::rest(
-                up.record.as_map(),
-                &[
-                    "type",
-                    "url",
-                    "bytes",
-                    "sha256",
-                    "stored_at",
-                    "db",
-                    "taken_at",
-                    "raw_bytes",
-                    "raw_sha256",
-                    "compression",
-                ],
-            ),
+            extra: manifest::rest(up.record.as_map(), &manifest::SNAPSHOT_FIELDS),
         };
         let manifest_key = up.db.child(&point.manifest())?;
         self.store
@@ -291,7 +277,6 @@ impl Repository {
             .store
             .put(name, file, len, expected.as_deref())
             .context("storing the file")?;
-        let owned = ["type", "url", "bytes", "sha256", "stored_at", "name"];
         let manifest = FileManifest {
             kind: "object",
             url: self.store.url(name),
@@ -300,7 +285,7 @@ impl Repository {
             stored_at: Timestamp::now(),
             name: name.to_string(),
             extra: record
-                .map(|r| manifest::rest(r.as_map(), &owned))
+                .map(|r| manifest::rest(r.as_map(), &manifest::FILE_FIELDS))
                 .unwrap_or_default(),
         };
         let manifest_key = manifest_of_file(name)?;
@@ -431,11 +416,7 @@ fn manifest_of_file(name: &Key) -> Result<Key> {
 fn checksum_field(record: &Record, field: &str) -> Result<Option<String>> {
     match record.get(field) {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s))
-            if s.len() == 64
-                && s.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-        {
+        Some(serde_json::Value::String(s)) if crate::digest::is_sha256_hex(s) => {
             Ok(Some(s.clone()))
         }
         Some(other) => Err(fail(

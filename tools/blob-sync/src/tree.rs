@@ -206,13 +206,7 @@ pub fn parse_manifest(text: &[u8], what: &str) -> Result<Tree> {
         };
         let sha256 = match &e["sha256"] {
             Value::Null => None,
-            Value::String(s)
-                if s.len() == 64
-                    && s.bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-            {
-                Some(s.clone())
-            }
+            Value::String(s) if sqlkeep_common::digest::is_sha256_hex(s) => Some(s.clone()),
             _ => return Err(bad("sha256")),
         };
         tree.insert(

@@ -14,7 +14,9 @@ use std::path::PathBuf;
     about = "Download, check, decompress and restore snapshots atomically",
     long_about = "Restore a database from a remote. SOURCE is a database's prefix \
 (<remote>/<db>: its newest snapshot, named by latest.json) or one object's address \
-(<remote>/<db>/<stamp>.sqlite3.zst); with no SOURCE, `object` records are read from stdin.\n\n\
+(<remote>/<db>/<stamp>-<tag>.sqlite3.zst); with no SOURCE, `object` records are read from stdin. \
+A manifest that lacks a checksum, or names anything outside its database's prefix, is \
+refused (exit 1) before anything is written.\n\n\
 The stored SHA-256 is checked while the object streams in, the data is decompressed and \
 its raw SHA-256 checked, and only then is the file fsynced and renamed into place: a failed \
 restore leaves the previous file untouched. A replaced database is first checkpointed, \
@@ -29,7 +31,7 @@ server. -o DIR/ (with the slash) names a directory, created if missing.",
     after_help = "Examples:\n  \
 bucket-pull /mnt/backups/databases/production -o storage/production.sqlite3 --if-missing\n  \
 bucket-pull b2:my-bucket/databases/production --latest -o /tmp/drill.sqlite3 | sqlite-verify --max-age 26h\n  \
-bucket-pull ./backups/app/20261122T030000Z.sqlite3.zst -o restored.sqlite3\n  \
+bucket-pull ./backups/app/20261122T030000Z-c80998b8.sqlite3.zst -o restored.sqlite3\n  \
 bucket-pull s3://my-bucket/databases/production --list\n  \
 bucket-pull s3://my-bucket/databases/production --at 2026-11-20 -o /tmp/before.sqlite3\n  \
 bucket-pull s3://my-bucket/databases/production --at 2026-11-20T14:30:00Z -o /tmp/before.sqlite3\n\n\

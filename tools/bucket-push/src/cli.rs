@@ -11,11 +11,15 @@ use sqlkeep_common::store::RemoteArgs;
     name = "bucket-push",
     version,
     about = "Store snapshots and files in a remote, each with its manifest, atomically",
-    long_about = "Store each snapshot in REMOTE as <db>/<stamp>.sqlite3.zst with its manifest \
-<db>/<stamp>.json, then replace <db>/latest.json last, so that nothing ever names an \
-object that is not complete. Prints one `object` record (JSON) per stored file.\n\n\
+    long_about = "Store each snapshot in REMOTE as <db>/<stamp>-<tag>.sqlite3.zst (the tag: 8 hex \
+digits of its SHA-256, so two snapshots of one second never share a name) with its manifest \
+<db>/<stamp>-<tag>.json, then <db>/latest.json, so that nothing ever names an object that \
+is not complete. latest.json is read first and replaced only by a newer snapshot (with a \
+conditional write where the storage enforces them): pushing an older snapshot stores it but \
+leaves latest.json alone, and the record says \"latest\": false. Prints one `object` record \
+(JSON) per stored file.\n\n\
 Inputs are the FILE arguments, or else stdin lines: `snapshot` records from sqlite-snap, \
-or plain paths. A path named like a snapshot (<db>-<stamp>.sqlite3.zst) is stored as one; \
+or plain paths. A path named like a snapshot (<db>-<stamp>[-<tag>].sqlite3.zst) is stored as one; \
 any other file is stored as <name> with a manifest <name>.json carrying its SHA-256.\n\n\
 The file's SHA-256 is checked against its record while it is copied; a mismatch stores \
 nothing.\n\n\
@@ -24,7 +28,8 @@ snapshots, restic-style on UTC calendar boundaries: one listing, then one DELETE
 (a snapshot's manifest before its object). The union of the rules is kept, and the newest \
 snapshot and the one just uploaded are never deleted. Without --keep-* flags nothing is \
 ever listed or deleted. A snapshot that sqlite-snap wrote to its private temporary directory \
-(\"temporary\": true) is deleted once it is stored.\n\n\
+(\"temporary\": true) is deleted once this run is done with it, stored or not (a failed push \
+is retried by the next run with a new snapshot).\n\n\
 REMOTE is a directory (./backups, /mnt/nas/db, file:///mnt/nas/db), s3://bucket/prefix, \
 or name:bucket/prefix.",
     after_help = "Examples:\n  \
