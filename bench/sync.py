@@ -10,8 +10,8 @@ checks it on the same tree and the same S3 server, in one run:
 
   * requests: a no-change blob-sync makes no request at all with its local
               cache, and one GET (the destination's manifest) without it;
-              10 changed files cost 10 PUTs plus the manifest's, and no
-              GET, HEAD or LIST;
+              10 changed files cost 10 PUTs plus the manifest's GET and PUT, and
+              no other GET, no HEAD or LIST;
   * time:     a no-change blob-sync is at least as fast as a no-change
               `rclone sync` with rclone's defaults (rclone's time /
               blob-sync's time >= 1.0).
@@ -777,9 +777,12 @@ def main() -> int:
           f"({rc.cls('B'):,} B + {rc.cls('C'):,} C; with --fast-list {billable(variants[2]):,}); "
           "B2 bills B and C beyond 2,500 a day each")
     c = changed_rows[0].typical()
-    ok = c.kinds["PUT"] == CHANGED + 1 and c.requests() == CHANGED + 1
+    # Since issue 10 the manifest is read just before it is rewritten, so
+    # another run's entries are merged rather than lost: one GET more.
+    ok = c.kinds["PUT"] == CHANGED + 1 and c.kinds["GET"] == 1 and c.requests() == CHANGED + 2
     print(f"{CHANGED} files changed: blob-sync requests = {c.detail()} (target: {CHANGED + 1} PUTs, "
-          f"the files and the manifest; no GET, HEAD or LIST) {'PASS' if ok else 'FAIL'}")
+          f"the files and the manifest, and 1 GET of the manifest before it is rewritten; no HEAD "
+          f"or LIST) {'PASS' if ok else 'FAIL'}")
     if mismatches:
         print("request counts, proxy against blob-sync's own record and the proxy's parsing: FAIL")
         for m in mismatches:
