@@ -7,16 +7,23 @@
 //! first removes the ones of its own naming whose writer is gone:
 //!
 //! - same host, and no process with that PID, or one that started after
-//!   the file was last written (the PID was reused): the writer is dead;
+//!   the file last changed (the PID was reused): the writer is dead;
 //! - another host (a NAS shared by several servers, or a container whose
-//!   hostname changed at the last deploy): left alone unless untouched
-//!   for [`FOREIGN_AGE`], because its PID means nothing here.
+//!   hostname changed at the last deploy): left alone unless unchanged
+//!   for [`FOREIGN_AGE`], because its PID means nothing here;
+//! - this very process: never (its files are live).
 //!
-//! A live writer keeps writing its file, so its modification time stays
-//! after its start; that is why a reused PID cannot protect debris and a
-//! live file is never taken for debris.
+//! "Last changed" is the inode's change time (ctime), never the
+//! modification time: a writer may set a file's mtime to the past (blob-sync
+//! gives a restored file its source's mtime before the rename; a CI run
+//! caught the reclaim taking such a live file for debris), but every write
+//! and every mtime change moves the ctime to now. A live writer's file is
+//! therefore always changed after its writer started, so a reused PID
+//! cannot protect debris and a live file is never taken for debris. Where
+//! `/proc` cannot tell (not mounted, unreadable), nothing is reclaimed.
 
 use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -100,25 +107,32 @@ pub fn reclaim(dir: &Path) -> Vec<PathBuf> {
         if !meta.is_file() {
             continue;
         }
-        let Ok(modified) = meta.modified() else {
-            continue;
-        };
-        if is_stale(pid, host.as_deref(), modified) && std::fs::remove_file(entry.path()).is_ok() {
+        let changed = SystemTime::UNIX_EPOCH
+            + Duration::new(
+                meta.ctime().max(0) as u64,
+                meta.ctime_nsec().clamp(0, 999_999_999) as u32,
+            );
+        if is_stale(pid, host.as_deref(), changed) && std::fs::remove_file(entry.path()).is_ok() {
             removed.push(entry.path());
         }
     }
     removed
 }
 
-/// True when the writer of a file last modified at `modified` is gone.
-fn is_stale(pid: u32, host: Option<&str>, modified: SystemTime) -> bool {
+/// True when the writer of a file last changed at `changed` is gone.
+fn is_stale(pid: u32, host: Option<&str>, changed: SystemTime) -> bool {
     if host.is_some_and(|h| h != host_tag()) {
-        return modified.elapsed().is_ok_and(|age| age > FOREIGN_AGE);
+        return changed.elapsed().is_ok_and(|age| age > FOREIGN_AGE);
     }
-    match process_start(pid) {
-        None => true,
-        Some(started) => started > modified + CLOCK_SLACK,
+    if pid == std::process::id() || !Path::new("/proc/self/stat").exists() {
+        return false;
     }
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return true;
+    }
+    // The PID lives: the writer is gone only if this process started after
+    // the file last changed. Unknown means alive.
+    process_start(pid).is_some_and(|started| started > changed + CLOCK_SLACK)
 }
 
 /// When process `pid` started, or None when there is no such process.
@@ -177,9 +191,20 @@ mod tests {
         std::fs::write(&foreign, b"other host").unwrap();
         let other = dir.join("user-file.sqlkeep-tmp");
         std::fs::write(&other, b"not ours").unwrap();
+        // A live writer's file whose mtime was set to the past (as
+        // blob-sync does before its rename) is still live: its ctime is
+        // now. PID 1 lives, and started before the file changed.
+        let backdated = dir.join(format!(".d.1-0-{}.sqlkeep-tmp", host_tag()));
+        std::fs::write(&backdated, b"live, backdated").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&backdated)
+            .unwrap()
+            .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+            .unwrap();
         let removed = reclaim(&dir);
         assert_eq!(removed, vec![dead.clone()]);
-        assert!(mine.exists() && foreign.exists() && other.exists());
+        assert!(mine.exists() && foreign.exists() && other.exists() && backdated.exists());
         assert!(reclaim(&dir).is_empty(), "once per directory");
         std::fs::remove_dir_all(&dir).unwrap();
     }
