@@ -71,34 +71,10 @@ impl S3Server {
             });
         // rclone logs the address it bound; read until then, then keep
         // draining its log so it never blocks on a full pipe.
-        let mut log = BufReader::new(child.stderr.take().unwrap());
-        let mut endpoint = None;
-        let mut seen = String::new();
-        let mut line = String::new();
-        while endpoint.is_none() {
-            line.clear();
-            if log.read_line(&mut line).unwrap() == 0 {
-                let _ = child.kill();
-                panic!("rclone serve s3 exited before listening:\n{seen}");
-            }
-            seen.push_str(&line);
-            if let Some(at) = line.find("http://127.0.0.1:") {
-                let port: String = line[at + 17..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                endpoint = Some(format!("http://127.0.0.1:{port}"));
-            }
-        }
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while log.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                sink.clear();
-            }
-        });
+        let endpoint = listening_on(&mut child, "rclone serve s3");
         S3Server {
             child,
-            endpoint: endpoint.unwrap(),
+            endpoint,
             root: data,
         }
     }
@@ -192,37 +168,8 @@ impl MotoServer {
                 )
             });
         // It logs where it listens on stderr; keep draining both streams.
-        let mut log = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let mut line = String::new();
-        let endpoint = loop {
-            line.clear();
-            if log.read_line(&mut line).unwrap() == 0 {
-                let _ = child.kill();
-                panic!("moto_server exited before listening:\n{seen}");
-            }
-            seen.push_str(&line);
-            if let Some(at) = line.find("http://127.0.0.1:") {
-                let port: String = line[at + 17..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                break format!("http://127.0.0.1:{port}");
-            }
-        };
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while log.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                sink.clear();
-            }
-        });
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while out.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                sink.clear();
-            }
-        });
+        let endpoint = listening_on(&mut child, "moto_server");
+        drain(BufReader::new(child.stdout.take().unwrap()));
         let server = MotoServer { child, endpoint };
         server.raw("PUT", &format!("/{BUCKET}"), b"");
         server
@@ -264,4 +211,40 @@ impl Drop for MotoServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Reads a server's stderr until it names the loopback address it
+/// listens on, then keeps draining it in the background; the server is
+/// killed and the test fails if it exits first.
+fn listening_on(child: &mut Child, name: &str) -> String {
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if log.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!("{name} exited before listening:\n{seen}");
+        }
+        seen.push_str(&line);
+        if let Some(at) = line.find("http://127.0.0.1:") {
+            let port: String = line[at + 17..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            drain(log);
+            return format!("http://127.0.0.1:{port}");
+        }
+    }
+}
+
+/// Reads and drops everything from `reader` on a thread, so the writer
+/// never blocks on a full pipe.
+fn drain(mut reader: impl BufRead + Send + 'static) {
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+            sink.clear();
+        }
+    });
 }
