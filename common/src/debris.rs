@@ -68,7 +68,11 @@ pub fn writer_of(name: &str) -> Option<(u32, Option<String>)> {
         return None;
     }
     let stem = ENDINGS.iter().find_map(|e| name.strip_suffix(e))?;
-    let tag = stem.rsplit('.').next()?;
+    parse_tag(stem.rsplit('.').next()?)
+}
+
+/// Reads a writer tag `<pid>-<sequence>[-<host>]` back into (pid, host).
+fn parse_tag(tag: &str) -> Option<(u32, Option<String>)> {
     let mut parts = tag.split('-');
     let pid = parts.next()?.parse().ok()?;
     parts.next()?.parse::<u64>().ok()?;
@@ -107,16 +111,30 @@ pub fn reclaim(dir: &Path) -> Vec<PathBuf> {
         if !meta.is_file() {
             continue;
         }
-        let changed = SystemTime::UNIX_EPOCH
-            + Duration::new(
-                meta.ctime().max(0) as u64,
-                meta.ctime_nsec().clamp(0, 999_999_999) as u32,
-            );
+        let changed = changed_at(&meta);
         if is_stale(pid, host.as_deref(), changed) && std::fs::remove_file(entry.path()).is_ok() {
             removed.push(entry.path());
         }
     }
     removed
+}
+
+/// True when the writer named by `tag` (see [`writer_tag`]) of a file
+/// last changed at `changed` is gone: the same judgement [`reclaim`] makes,
+/// for files other modules name with a writer tag (a restore's
+/// moved-aside companions). An unreadable tag is never judged gone.
+pub fn writer_gone(tag: &str, changed: SystemTime) -> bool {
+    parse_tag(tag).is_some_and(|(pid, host)| is_stale(pid, host.as_deref(), changed))
+}
+
+/// The inode change time of a file: moved by every write and every
+/// metadata change, and unlike the mtime never set to the past by a writer.
+pub fn changed_at(meta: &std::fs::Metadata) -> SystemTime {
+    SystemTime::UNIX_EPOCH
+        + Duration::new(
+            meta.ctime().max(0) as u64,
+            meta.ctime_nsec().clamp(0, 999_999_999) as u32,
+        )
 }
 
 /// True when the writer of a file last changed at `changed` is gone.

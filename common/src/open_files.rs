@@ -53,11 +53,7 @@ pub fn holder(db: &Path) -> Option<String> {
 
 /// The database and its `-wal`, `-shm` and `-journal` files.
 fn companions(db: &Path) -> [PathBuf; 4] {
-    let with = |suffix: &str| {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        PathBuf::from(name)
-    };
+    let with = |suffix| crate::sqlite::companion(db, suffix);
     [
         db.to_path_buf(),
         with("-wal"),

@@ -48,6 +48,34 @@ pub fn private_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// What a record says about a temporary snapshot handed down a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Temporary {
+    /// The record does not say `"temporary": true` with a `path`.
+    NotOne,
+    /// It says so, but the file is not in the private directory: never
+    /// ours to delete, whatever the record claims.
+    Foreign(PathBuf),
+    /// A temporary snapshot in the private directory: whoever ends the
+    /// pipeline removes it.
+    Ours(PathBuf),
+}
+
+/// Reads a record's claim to carry a temporary snapshot.
+pub fn temporary_snapshot(record: &crate::record::Record) -> Temporary {
+    if record.get("temporary") != Some(&serde_json::Value::Bool(true)) {
+        return Temporary::NotOne;
+    }
+    let Some(path) = record.str("path").map(PathBuf::from) else {
+        return Temporary::NotOne;
+    };
+    if is_private_file(&path) {
+        Temporary::Ours(path)
+    } else {
+        Temporary::Foreign(path)
+    }
+}
+
 /// True when `path` is a file directly in the private directory: the only
 /// files a "temporary" record may ever make us delete.
 pub fn is_private_file(path: &Path) -> bool {

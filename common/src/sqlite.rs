@@ -180,6 +180,14 @@ fn poll_busy(tries: i32) -> bool {
     true
 }
 
+/// The path of a database's companion file: `db` with `suffix` (`-wal`,
+/// `-shm`, `-journal`) appended to its name.
+pub fn companion(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// SQLite's extended result code for "a hot journal must be rolled back,
 /// and this connection is read-only" (SQLITE_READONLY_ROLLBACK).
 const READONLY_ROLLBACK: i32 = 776;

@@ -6,7 +6,7 @@
 //! moto, which refuses a stale `If-Match` as AWS does; rclone's server
 //! ignores the headers, and the tools' re-read is what protects there.
 
-use crate::proxy::{Fault, Proxy};
+use crate::proxy::Fault;
 use crate::s3server::{BUCKET, MotoServer, S3Server};
 use crate::support::{Scratch, assert_consistent, make_db, stem_of};
 use rusqlite::Connection;
@@ -198,9 +198,7 @@ fn a_lost_write_of_latest_json_is_read_again() {
 #[test]
 fn conditional_writes_hold_against_a_real_racing_writer() {
     let s = Scratch::new();
-    let moto = MotoServer::start();
-    let proxy = Proxy::start(&moto.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (moto, proxy, env) = MotoServer::start_behind_proxy();
     let remote = format!("s3://{BUCKET}/db");
     make_db(&s.join("app.sqlite3"), 10, false);
     let first = s.snap("snaps-1", "app.sqlite3").record();
@@ -347,9 +345,7 @@ fn two_syncs_into_one_destination_lose_nothing() {
 #[test]
 fn a_lost_write_of_the_sync_manifest_is_merged() {
     let s = Scratch::new();
-    let moto = MotoServer::start();
-    let proxy = Proxy::start(&moto.endpoint);
-    let env = S3Server::aws_env(&proxy.endpoint);
+    let (moto, proxy, env) = MotoServer::start_behind_proxy();
     let remote = format!("s3://{BUCKET}/files");
     let ours = tree(&s.join("src"), "ours", 5);
     s.tool("blob-sync")

@@ -175,6 +175,17 @@ impl MotoServer {
         server
     }
 
+    /// A moto server behind a [`Proxy`] (which counts requests and
+    /// injects faults, racing writes among them), and the AWS variables
+    /// that reach it through the proxy. Keep both bound while the test
+    /// runs.
+    pub fn start_behind_proxy() -> (MotoServer, Proxy, Vec<(String, String)>) {
+        let server = MotoServer::start();
+        let proxy = Proxy::start(&server.endpoint);
+        let env = S3Server::aws_env(&proxy.endpoint);
+        (server, proxy, env)
+    }
+
     /// An unsigned request (moto checks no signatures); returns the answer.
     pub fn raw(&self, method: &str, path: &str, body: &[u8]) -> String {
         use std::io::{Read, Write};

@@ -25,11 +25,12 @@
 use anyhow::{Context, Result};
 use sqlkeep_common::atomic::{AtomicFile, parent_dir};
 use sqlkeep_common::compress::write_decoder;
-use sqlkeep_common::debris::{host_tag, writer_of};
+use sqlkeep_common::debris::{changed_at, writer_gone};
 use sqlkeep_common::digest::{Digest, HashWriter};
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::log::Log;
 use sqlkeep_common::repo::{Compression, Located, Restorable};
+use sqlkeep_common::sqlite::companion;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -278,7 +279,7 @@ fn move_aside(target: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     let ino = std::fs::metadata(target).map(|m| m.ino()).unwrap_or(0);
     let mut moved = Vec::new();
     for (i, suffix) in COMPANIONS.iter().enumerate() {
-        let companion = with_suffix(target, suffix);
+        let companion = companion(target, suffix);
         if std::fs::symlink_metadata(&companion).is_err() {
             continue;
         }
@@ -333,16 +334,15 @@ pub fn recover_aside(target: &Path, log: &Log) {
         let Some((ino, tag)) = tail.split_once('.') else {
             continue;
         };
-        let Some((pid, host)) = writer_of(&format!(".x.{tag}.sqlkeep-tmp")) else {
-            continue;
-        };
-        let alive = host.as_deref().is_none_or(|h| h == host_tag())
-            && Path::new(&format!("/proc/{pid}")).exists()
-            && pid != std::process::id();
-        if alive {
+        // A restore still running (or one of another host, less than a
+        // day old) owns its files; a dead one's are finished here.
+        let gone = entry
+            .metadata()
+            .is_ok_and(|meta| writer_gone(tag, changed_at(&meta)));
+        if !gone {
             continue;
         }
-        let original = with_suffix(target, suffix);
+        let original = companion(target, suffix);
         let same_db = ino.parse::<u64>().ok() == current_ino;
         if same_db && std::fs::symlink_metadata(&original).is_err() {
             if std::fs::rename(entry.path(), &original).is_ok() {
@@ -355,13 +355,6 @@ pub fn recover_aside(target: &Path, log: &Log) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-/// `path` with `suffix` appended to its file name.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// The file side of the restore pipeline: remembers that it failed, so an

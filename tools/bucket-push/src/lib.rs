@@ -15,12 +15,11 @@ use anyhow::Result;
 use clap::CommandFactory;
 use cli::Args;
 use push::Upload;
-use serde_json::Value;
 use sqlkeep_common::address::Address;
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::input::{Input, inputs};
 use sqlkeep_common::log::Log;
-use sqlkeep_common::private_dir::is_private_file;
+use sqlkeep_common::private_dir::{Temporary, temporary_snapshot};
 use sqlkeep_common::record::{Output, Record};
 use sqlkeep_common::regular::open_regular;
 use sqlkeep_common::repo::retention::Policy;
@@ -228,25 +227,20 @@ fn push_one(
 /// only to read. Only files in that directory are ever removed, whatever a
 /// record claims. True when the file is gone.
 fn remove_temporary(input: &Input, log: &Log) -> bool {
-    let Some(record) = input.record() else {
-        return false;
-    };
-    if record.get("temporary") != Some(&Value::Bool(true)) {
-        return false;
-    }
-    let Some(path) = record.str("path").map(Path::new) else {
-        return false;
-    };
-    if !is_private_file(path) {
-        if path.exists() {
-            log.warn(
-                &path.display().to_string(),
-                "record says temporary but the file is not in sqlite-snap's private directory; kept",
-            );
+    let path = match input.record().map(temporary_snapshot) {
+        Some(Temporary::Ours(path)) => path,
+        Some(Temporary::Foreign(path)) => {
+            if path.exists() {
+                log.warn(
+                    &path.display().to_string(),
+                    "record says temporary but the file is not in sqlite-snap's private directory; kept",
+                );
+            }
+            return false;
         }
-        return false;
-    }
-    match std::fs::remove_file(path) {
+        _ => return false,
+    };
+    match std::fs::remove_file(&path) {
         Ok(()) => {
             log.info(&path.display().to_string(), "removed temporary snapshot");
             true
@@ -268,9 +262,7 @@ fn warn_if_live_database(path: &Path, log: &Log) {
     if sqlkeep_common::sqlite::check_file(path).is_err() {
         return;
     }
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    if Path::new(&wal).exists() {
+    if sqlkeep_common::sqlite::companion(path, "-wal").exists() {
         log.warn(
             &path.display().to_string(),
             "is a live SQLite database (it has a -wal file); a file copy may be inconsistent: push a sqlite-snap snapshot instead",

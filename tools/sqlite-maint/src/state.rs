@@ -69,7 +69,5 @@ impl State {
 
 /// The `-wal` file beside a database.
 pub fn wal_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
-    PathBuf::from(name)
+    sqlkeep_common::sqlite::companion(path, "-wal")
 }

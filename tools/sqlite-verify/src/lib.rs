@@ -17,6 +17,7 @@ use serde_json::Value;
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::input::{Input, inputs};
 use sqlkeep_common::log::Log;
+use sqlkeep_common::private_dir::{Temporary, temporary_snapshot};
 use sqlkeep_common::record::{Output, Record};
 use sqlkeep_common::time::duration_option;
 use std::path::Path;
@@ -122,12 +123,12 @@ fn verify_one(input: &Input, exp: &Expectations, log: &Log) -> Record {
         record.carry(carried);
     }
     let kept_note = match settle_temporary(input, log) {
-        Temporary::NotOne => String::new(),
-        Temporary::Removed => {
+        Settled::NotOne => String::new(),
+        Settled::Removed => {
             record.set("removed", true);
             String::new()
         }
-        Temporary::Kept(path) => format!("; temporary snapshot kept for the next tool: {path}"),
+        Settled::Kept(path) => format!("; temporary snapshot kept for the next tool: {path}"),
     };
     if ok {
         log.ok(
@@ -157,7 +158,7 @@ fn verify_one(input: &Input, exp: &Expectations, log: &Log) -> Record {
 }
 
 /// What became of a temporary snapshot `sqlite-snap` handed over.
-enum Temporary {
+enum Settled {
     /// The input is not one.
     NotOne,
     /// Removed: nothing downstream can take it.
@@ -170,34 +171,31 @@ enum Temporary {
 /// (`sqlite-snap | sqlite-verify | bucket-push`): then the next tool owns
 /// it, and the log says where it is. Issue 10 found every snapshot piped
 /// into `sqlite-verify` left behind in `$TMPDIR`.
-fn settle_temporary(input: &Input, log: &Log) -> Temporary {
-    let Some(record) = input.record() else {
-        return Temporary::NotOne;
+fn settle_temporary(input: &Input, log: &Log) -> Settled {
+    let Some(Temporary::Ours(path)) = input.record().map(temporary_snapshot) else {
+        return Settled::NotOne;
     };
-    if record.get("temporary") != Some(&Value::Bool(true)) {
-        return Temporary::NotOne;
-    }
-    let Some(path) = record.str("path") else {
-        return Temporary::NotOne;
-    };
-    if !sqlkeep_common::private_dir::is_private_file(Path::new(path)) {
-        return Temporary::NotOne;
-    }
+    let shown = path.display().to_string();
     if stdout_is_pipe() {
-        return Temporary::Kept(path.to_string());
+        return Settled::Kept(shown);
     }
-    match std::fs::remove_file(path) {
+    match std::fs::remove_file(&path) {
         Ok(()) => {
-            log.info(path, "removed temporary snapshot");
-            Temporary::Removed
+            log.info(&shown, "removed temporary snapshot");
+            Settled::Removed
         }
-        Err(_) => Temporary::Kept(path.to_string()),
+        Err(_) => Settled::Kept(shown),
     }
 }
 
 /// True when stdout is a pipe to another program.
 fn stdout_is_pipe() -> bool {
+    use std::os::fd::AsFd;
     use std::os::unix::fs::FileTypeExt;
-    std::fs::metadata("/dev/stdout").is_ok_and(|m| m.file_type().is_fifo())
-        || std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.file_type().is_fifo())
+    std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_fifo())
 }

@@ -78,7 +78,5 @@ pub fn prepare(path: &Path, want_raw: bool) -> Result<Prepared> {
 
 /// True when a non-empty `-wal` file sits beside the database.
 fn has_live_wal(path: &Path) -> bool {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0)
+    std::fs::metadata(sqlkeep_common::sqlite::companion(path, "-wal")).is_ok_and(|m| m.len() > 0)
 }
