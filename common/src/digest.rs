@@ -126,6 +126,88 @@ impl<R: Read> Read for HashReader<R> {
     }
 }
 
+/// SHA-256 on another thread: the caller hands over bytes in large
+/// pieces and goes on reading while they are hashed, so reading a
+/// database and hashing it take the time of the slower, not of both.
+/// Memory is bounded: at most [`HashThread::DEPTH`] pieces in flight.
+pub struct HashThread {
+    buf: Vec<u8>,
+    to_hasher: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    worker: Option<std::thread::JoinHandle<Digest>>,
+}
+
+impl HashThread {
+    /// Bytes handed over at once.
+    pub const PIECE: usize = 1 << 20;
+    /// Pieces queued at most.
+    pub const DEPTH: usize = 4;
+
+    /// Starts the hashing thread.
+    pub fn start() -> HashThread {
+        let (to_hasher, work) = std::sync::mpsc::sync_channel::<Vec<u8>>(Self::DEPTH);
+        let (give_back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(Self::DEPTH + 2);
+        let worker = std::thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            let mut bytes = 0u64;
+            for mut piece in work {
+                hasher.update(&piece);
+                bytes += piece.len() as u64;
+                piece.clear();
+                let _ = give_back.try_send(piece);
+            }
+            Digest {
+                sha256: hex(&hasher.finalize()),
+                bytes,
+            }
+        });
+        HashThread {
+            buf: Vec::with_capacity(Self::PIECE),
+            to_hasher: Some(to_hasher),
+            spare,
+            worker: Some(worker),
+        }
+    }
+
+    /// Hashes `data` (in order with everything before it).
+    pub fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = Self::PIECE - self.buf.len();
+            let take = room.min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == Self::PIECE {
+                self.hand_over();
+            }
+        }
+    }
+
+    fn hand_over(&mut self) {
+        let next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(Self::PIECE));
+        let full = std::mem::replace(&mut self.buf, next);
+        if let Some(tx) = &self.to_hasher {
+            // The worker only stops when the sender is dropped.
+            let _ = tx.send(full);
+        }
+    }
+
+    /// Waits for the thread and returns the digest of everything given.
+    pub fn finish(mut self) -> Digest {
+        if !self.buf.is_empty() {
+            self.hand_over();
+        }
+        drop(self.to_hasher.take());
+        self.worker
+            .take()
+            .expect("finished once")
+            .join()
+            .expect("the hashing thread does not panic")
+    }
+}
+
 /// Hashes a whole file.
 pub fn file_digest(path: &Path) -> Result<Digest> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -154,6 +236,16 @@ mod tests {
                 bytes: 3
             }
         );
+        let mut t = HashThread::start();
+        t.update(b"a");
+        t.update(b"bc");
+        assert_eq!(t.finish().sha256, ABC);
+        let big: Vec<u8> = (0..3 * HashThread::PIECE + 17).map(|i| i as u8).collect();
+        let mut t = HashThread::start();
+        for piece in big.chunks(4096 + 3) {
+            t.update(piece);
+        }
+        assert_eq!(t.finish().sha256, sha256_hex(&big));
         let mut r = HashReader::new(&b"abc"[..]);
         std::io::copy(&mut r, &mut std::io::sink()).unwrap();
         assert_eq!(r.finish().sha256, ABC);

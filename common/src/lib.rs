@@ -9,13 +9,16 @@
 //! this file keeps it so):
 //!
 //! 1. [`exit`]: exit codes and the error kinds callers tell apart.
-//! 2. [`units`], [`time`], [`digest`], [`compress`], [`record`], [`key`].
+//! 2. [`units`], [`time`], [`digest`], [`compress`], [`record`], [`key`],
+//!    [`delta`].
 //! 3. [`log`], [`debris`], [`regular`], [`input`], [`address`].
 //! 4. [`atomic`], [`lock`], [`confine`], [`tally`], [`private_dir`],
 //!    [`sqlite`], [`discover`], [`open_files`].
 //! 5. [`store`]: the storage backends, over validated keys.
 //! 6. [`repo`]: the one owner of the backup layout in a store.
-//! 7. [`cli`]: the shared `main`.
+//! 7. [`state`]: what the last stored snapshot of a database was, page by
+//!    page (incremental snapshots).
+//! 8. [`cli`]: the shared `main`.
 
 pub mod address;
 pub mod atomic;
@@ -23,6 +26,7 @@ pub mod cli;
 pub mod compress;
 pub mod confine;
 pub mod debris;
+pub mod delta;
 pub mod digest;
 pub mod discover;
 pub mod exit;
@@ -36,6 +40,7 @@ pub mod record;
 pub mod regular;
 pub mod repo;
 pub mod sqlite;
+pub mod state;
 pub mod store;
 pub mod tally;
 pub mod time;

@@ -37,6 +37,13 @@ impl serde::Serialize for Timestamp {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Timestamp::parse_rfc3339(&text).map_err(|e| serde::de::Error::custom(format!("{e:#}")))
+    }
+}
+
 impl Timestamp {
     /// The current time, truncated to the second.
     pub fn now() -> Timestamp {

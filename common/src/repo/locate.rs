@@ -10,11 +10,12 @@
 //! | an `object` record with its checksums | none |
 //! | `<remote>/<name>` of a plain file | 2 GETs (`latest.json` missing, `<name>.json`) |
 //!
-//! then 1 GET for the object itself.
+//! then 1 GET for each object of the point's chain: the snapshot itself,
+//! or a full snapshot and the deltas that rebuild the point from it.
 
 use super::Repository;
 use super::manifest::{FileManifest, SnapshotManifest};
-use super::names::{self, PointName};
+use super::names::{self, ObjectName, PointName};
 use crate::address::Address;
 use crate::exit::{Exit, fail, is_missing};
 use crate::key::Key;
@@ -97,12 +98,18 @@ pub fn locate(address: &Address, at: Option<Timestamp>, transfer: Transfer) -> R
         let (repo, db) = database(address, transfer)?;
         return at_time(repo, db, address, at);
     }
-    if let Some((point, compressed)) = PointName::parse_object(&name) {
+    if let Some(named) = ObjectName::parse(&name) {
         let (db_address, _) = split(address)?;
         let (repo, db) = database(&db_address, transfer)?;
         let object = db.child(&name)?;
-        let manifest = match repo.manifest(&db, &point) {
+        let compressed = named.compressed;
+        let manifest = match repo.manifest(&db, &named.point) {
             Ok(manifest) => manifest,
+            Err(e) if is_missing(&e) && named.is_delta() => {
+                return Err(e.context(format!(
+                    "{address} is a delta and its manifest, which names the objects that rebuild it, is missing"
+                )));
+            }
             Err(e) if is_missing(&e) => {
                 return Ok(Located {
                     repo,
@@ -167,7 +174,7 @@ pub fn locate_record(record: &Record, transfer: Transfer) -> Result<Located> {
         .ok_or_else(|| fail(Exit::Failed, "record has no \"url\" to restore from"))?;
     let address = Address::parse(url)?;
     let name = address.name().unwrap_or_default();
-    if PointName::parse_object(&name).is_some()
+    if ObjectName::parse(&name).is_some()
         && let Ok(manifest) = SnapshotManifest::from_record(record, "from stdin")
     {
         let (db_address, _) = split(&address)?;

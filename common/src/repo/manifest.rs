@@ -11,6 +11,8 @@
 //! `source` or `page_size` survives from the snapshot record through the
 //! manifest into the `restored` record.
 
+use super::chain::{self, Link};
+use super::names::ObjectName;
 use crate::exit::{Exit, fail};
 use crate::record::Record;
 use crate::time::Timestamp;
@@ -66,6 +68,11 @@ pub struct SnapshotManifest {
     /// Every other field, in order.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The objects that rebuild this point, oldest (a full snapshot) first
+    /// and this point's own object last; empty for a snapshot stored
+    /// without incremental state (its object alone restores it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<Link>,
 }
 
 /// The manifest of a plain file (`<name>.json` beside it).
@@ -91,7 +98,7 @@ pub struct FileManifest {
 
 /// The fields the typed part of a manifest owns: never taken from
 /// `extra`, never duplicated into it.
-pub const SNAPSHOT_FIELDS: [&str; 10] = [
+pub const SNAPSHOT_FIELDS: [&str; 11] = [
     "type",
     "url",
     "bytes",
@@ -102,14 +109,17 @@ pub const SNAPSHOT_FIELDS: [&str; 10] = [
     "raw_bytes",
     "raw_sha256",
     "compression",
+    "chain",
 ];
 
 /// The fields the typed part of a plain file's manifest owns.
 pub const FILE_FIELDS: [&str; 6] = ["type", "url", "bytes", "sha256", "stored_at", "name"];
 
 /// Fields that describe a local file or one run, never a stored object.
-pub const LOCAL_ONLY: [&str; 6] = [
+pub const LOCAL_ONLY: [&str; 8] = [
     "path",
+    "state",
+    "committed",
     "temporary",
     "requests",
     "latest",
@@ -141,9 +151,24 @@ impl SnapshotManifest {
                 return Err(f.bad("compression", &format!("unknown compression {other:?}")));
             }
         };
+        let url = f.string("url")?;
+        let object = url.rsplit('/').next().unwrap_or_default();
+        let chain: Vec<Link> = match map.get("chain") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => {
+                serde_json::from_value(v.clone()).map_err(|e| f.bad("chain", &format!("{e}")))?
+            }
+        };
+        let is_delta = ObjectName::parse(object).is_some_and(|n| n.is_delta());
+        if is_delta && chain.is_empty() {
+            return Err(f.lacks("chain"));
+        }
+        if !chain.is_empty() {
+            chain::check(&chain, object, what)?;
+        }
         Ok(SnapshotManifest {
             kind: "object",
-            url: f.string("url")?,
+            url,
             bytes: f.u64("bytes")?,
             sha256: f.sha256("sha256")?,
             stored_at: f.time("stored_at")?,
@@ -153,6 +178,7 @@ impl SnapshotManifest {
             raw_sha256: f.sha256("raw_sha256")?,
             compression,
             extra: rest(&map, &SNAPSHOT_FIELDS),
+            chain,
         })
     }
 
@@ -164,6 +190,23 @@ impl SnapshotManifest {
     /// The manifest as a record, for output.
     pub fn to_record(&self) -> Record {
         record_of(self)
+    }
+
+    /// The chain that rebuilds this point: its own, or for a snapshot
+    /// stored without one, its object alone.
+    pub fn links(&self) -> Vec<Link> {
+        if !self.chain.is_empty() {
+            return self.chain.clone();
+        }
+        vec![Link {
+            object: self.url.rsplit('/').next().unwrap_or_default().to_string(),
+            level: 0,
+            taken_at: self.taken_at,
+            bytes: self.bytes,
+            sha256: self.sha256.clone(),
+            raw_bytes: self.raw_bytes,
+            raw_sha256: self.raw_sha256.clone(),
+        }]
     }
 }
 

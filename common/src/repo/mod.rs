@@ -29,6 +29,7 @@
 //! A nightly push costs 3 PUTs (object, manifest, `latest.json`) and 1
 //! GET per database; a restore of the newest snapshot 2 GETs.
 
+pub mod chain;
 pub mod locate;
 pub mod manifest;
 pub mod names;
@@ -37,7 +38,7 @@ pub mod retention;
 
 pub use locate::{Located, Restorable, locate, locate_record};
 pub use manifest::{Compression, FileManifest, SnapshotManifest};
-pub use names::PointName;
+pub use names::{ObjectName, PointName};
 pub use prune::Pruned;
 
 use crate::address::Address;
@@ -79,6 +80,14 @@ pub struct SnapshotUpload<'a> {
     /// The incoming record: its checksums are checked, its other fields
     /// kept in the manifest.
     pub record: &'a Record,
+    /// For a delta, the point it applies to.
+    pub base: Option<PointName>,
+    /// The chain that rebuilds this point (empty for a snapshot taken
+    /// without incremental state): checked, then stored in the manifest.
+    pub chain: Vec<chain::Link>,
+    /// The tag `latest.json` had when this chain's previous point was
+    /// stored: moved with `If-Match` on it, without reading it first.
+    pub latest_tag: Option<String>,
 }
 
 /// What became of `latest.json` after a push.
@@ -90,6 +99,9 @@ pub enum LatestMove {
     KeptNewer(Timestamp),
     /// It already named this very snapshot.
     Unchanged,
+    /// It changed since this chain's previous point was stored (another
+    /// writer): left alone, unread.
+    Changed,
 }
 
 /// A stored snapshot.
@@ -103,6 +115,9 @@ pub struct StoredSnapshot {
     pub latest: LatestMove,
     /// Whether an unreadable `latest.json` was replaced.
     pub replaced_unreadable_latest: bool,
+    /// The tag `latest.json` got, when this push wrote it and the storage
+    /// said.
+    pub latest_tag: Option<String>,
 }
 
 /// One restore point found by a listing.
@@ -114,6 +129,8 @@ pub struct Point {
     pub object: Option<(Key, u64)>,
     /// The manifest's key, when it is there.
     pub manifest: Option<Key>,
+    /// For a delta, the point it applies to (from its object's name).
+    pub base: Option<PointName>,
 }
 
 impl Repository {
@@ -182,7 +199,25 @@ impl Repository {
             }
         };
         let point = PointName::new(up.taken_at, &sha256);
-        let object = up.db.child(&point.object(compressed))?;
+        let name = match &up.base {
+            Some(base) => ObjectName::delta(point.clone(), base.clone()),
+            None => ObjectName::full(point.clone(), compressed),
+        };
+        if name.is_delta() && !compressed {
+            return Err(fail(Exit::Failed, "a delta must be zstd-compressed"));
+        }
+        let object_name = name.to_string();
+        if !up.chain.is_empty() || name.is_delta() {
+            chain::check(&up.chain, &object_name, "from the record")?;
+            let own = &up.chain[up.chain.len() - 1];
+            if own.sha256 != sha256 || own.raw_sha256 != raw.sha256 || own.bytes != up.len {
+                return Err(fail(
+                    Exit::Failed,
+                    "record's chain does not end with this snapshot's checksums",
+                ));
+            }
+        }
+        let object = up.db.child(&object_name)?;
         let digest = self
             .store
             .put(&object, up.file, up.len, Some(&sha256))
@@ -199,19 +234,50 @@ impl Repository {
             raw_sha256: raw.sha256,
             compression: up.compression,
             extra: manifest::rest(up.record.as_map(), &manifest::SNAPSHOT_FIELDS),
+            chain: up.chain,
         };
         let manifest_key = up.db.child(&point.manifest())?;
         self.store
             .put_bytes(&manifest_key, manifest.to_text().as_bytes())
             .with_context(|| format!("storing manifest {}", self.store.url(&manifest_key)))?;
-        let (latest, replaced_unreadable_latest) =
-            self.advance_latest(&up.db, &manifest, &point)?;
+        let mut moved = match &up.latest_tag {
+            Some(tag) => self.replace_latest(&up.db, &manifest, tag)?,
+            None => self.advance_latest(&up.db, &manifest, &point)?,
+        };
+        // A full snapshot stands alone: when another writer moved
+        // latest.json, it is placed by the usual read-compare-write.
+        if moved.0 == LatestMove::Changed && up.base.is_none() {
+            moved = self.advance_latest(&up.db, &manifest, &point)?;
+        }
+        let (latest, replaced_unreadable_latest, latest_tag) = moved;
         Ok(StoredSnapshot {
             manifest,
             point,
             latest,
             replaced_unreadable_latest,
+            latest_tag,
         })
+    }
+
+    /// Moves `latest.json` to `manifest` if it is still the one with `tag`
+    /// (written by this chain's previous push): one PUT, no read. An
+    /// increment every minute thus costs no GET.
+    fn replace_latest(
+        &self,
+        db: &Key,
+        manifest: &SnapshotManifest,
+        tag: &str,
+    ) -> Result<(LatestMove, bool, Option<String>)> {
+        let key = db.child(names::LATEST)?;
+        let condition = Condition::Matches(tag.to_string());
+        match self
+            .store
+            .put_if(&key, manifest.to_text().as_bytes(), &condition)
+        {
+            Ok(new_tag) => Ok((LatestMove::Moved, false, new_tag)),
+            Err(e) if is_conflict(&e) || is_missing(&e) => Ok((LatestMove::Changed, false, None)),
+            Err(e) => Err(e.context(format!("storing {}", self.store.url(&key)))),
+        }
     }
 
     /// Moves `latest.json` to `manifest` if it is newer than what it names.
@@ -220,7 +286,7 @@ impl Repository {
         db: &Key,
         manifest: &SnapshotManifest,
         point: &PointName,
-    ) -> Result<(LatestMove, bool)> {
+    ) -> Result<(LatestMove, bool, Option<String>)> {
         let key = db.child(names::LATEST)?;
         let url = self.store.url(&key);
         for _ in 0..LATEST_TRIES {
@@ -235,10 +301,10 @@ impl Repository {
                     Ok(theirs) => {
                         let named = PointName::new(theirs.taken_at, &theirs.sha256);
                         if named == *point {
-                            return Ok((LatestMove::Unchanged, false));
+                            return Ok((LatestMove::Unchanged, false, fetched.tag.clone()));
                         }
                         if named > *point {
-                            return Ok((LatestMove::KeptNewer(theirs.taken_at), false));
+                            return Ok((LatestMove::KeptNewer(theirs.taken_at), false, None));
                         }
                     }
                     // A damaged latest.json names nothing restorable; the
@@ -251,7 +317,7 @@ impl Repository {
                 .store
                 .put_if(&key, manifest.to_text().as_bytes(), &condition)
             {
-                Ok(()) => return Ok((LatestMove::Moved, unreadable)),
+                Ok(tag) => return Ok((LatestMove::Moved, unreadable, tag)),
                 Err(e) if is_conflict(&e) => continue,
                 Err(e) => return Err(e.context(format!("storing {url}"))),
             }
@@ -339,18 +405,43 @@ impl Repository {
                 format!("manifest of {} names {name:?}, {why}", self.store.url(db)),
             )
         };
-        let Some((named, compressed)) = PointName::parse_object(name) else {
+        let Some(named) = ObjectName::parse(name) else {
             return Err(refuse("which is not a snapshot object"));
         };
-        if named.taken_at != manifest.taken_at {
+        if named.point.taken_at != manifest.taken_at {
             return Err(refuse(
                 "which was taken at another time than the manifest says",
             ));
         }
-        if compressed != (manifest.compression == Compression::Zstd) {
+        if named.compressed != (manifest.compression == Compression::Zstd) {
             return Err(refuse("whose compression is not the manifest's"));
         }
         Ok(object)
+    }
+
+    /// The objects that rebuild the point `manifest` describes, oldest
+    /// first, as keys in `db`'s prefix with what each must be.
+    pub fn chain_of(
+        &self,
+        db: &Key,
+        manifest: &SnapshotManifest,
+    ) -> Result<Vec<(Key, chain::Link)>> {
+        let own = self.object_of(db, manifest)?;
+        let links = manifest.links();
+        let mut out = Vec::with_capacity(links.len());
+        for link in links {
+            out.push((db.child(&link.object)?, link));
+        }
+        if out.last().map(|(k, _)| k) != Some(&own) {
+            return Err(fail(
+                Exit::Failed,
+                format!(
+                    "the chain of {} does not end at its object",
+                    self.store.url(&own)
+                ),
+            ));
+        }
+        Ok(out)
     }
 
     /// The restore points of `db`, newest first (one listing).
@@ -364,11 +455,12 @@ impl Repository {
                 continue; // deeper: not part of this database's layout
             }
             let name = name.as_str();
-            if let Some((point, _)) = PointName::parse_object(name) {
-                points
-                    .entry(point.clone())
-                    .or_insert_with(|| empty_point(point))
-                    .object = Some((object.key.clone(), object.bytes));
+            if let Some(named) = ObjectName::parse(name) {
+                let point = points
+                    .entry(named.point.clone())
+                    .or_insert_with(|| empty_point(named.point));
+                point.object = Some((object.key.clone(), object.bytes));
+                point.base = named.base;
             } else if let Some(point) = PointName::parse_manifest(name) {
                 points
                     .entry(point.clone())
@@ -399,6 +491,7 @@ fn empty_point(name: PointName) -> Point {
         name,
         object: None,
         manifest: None,
+        base: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <db>/<stamp>-<tag>.sqlite3.zst   a snapshot (a plain SQLite file, zstd-compressed)
+//! <db>/<stamp>-<tag>.<base>.delta.zst   a delta: the pages changed since point <base>
 //! <db>/<stamp>-<tag>.json          its manifest
 //! <db>/latest.json                 the newest manifest, written last
 //! ```
@@ -13,7 +14,12 @@
 //! object name and `latest.json` named a checksum its object did not have).
 //! Names without a tag, as written before, are still read.
 //!
-//! Local snapshot files from `sqlite-snap` are `<db>-<stamp>-<tag>.sqlite3.zst`.
+//! A delta's name carries the point it applies to (`<base>` is that
+//! point's `<stamp>-<tag>`), so one listing shows every chain without a
+//! manifest read: retention needs no GET to know what a point depends on.
+//!
+//! Local snapshot files from `sqlite-snap` are `<db>-<stamp>-<tag>.sqlite3.zst`
+//! (deltas `<db>-<stamp>-<tag>.<base>.delta.zst`).
 
 use crate::key::Key;
 use crate::time::Timestamp;
@@ -27,6 +33,9 @@ pub const ZST_EXT: &str = ".sqlite3.zst";
 
 /// File-name ending of an uncompressed snapshot.
 pub const RAW_EXT: &str = ".sqlite3";
+
+/// File-name ending of a delta.
+pub const DELTA_EXT: &str = ".delta.zst";
 
 /// File-name ending of a manifest.
 pub const JSON_EXT: &str = ".json";
@@ -103,6 +112,65 @@ impl PointName {
     }
 }
 
+/// A snapshot object's name: a full snapshot, or a delta and the point it
+/// applies to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectName {
+    /// The restore point the object completes.
+    pub point: PointName,
+    /// For a delta, the point whose state it applies to.
+    pub base: Option<PointName>,
+    /// Whether it is zstd-compressed (deltas always are).
+    pub compressed: bool,
+}
+
+impl ObjectName {
+    /// A full snapshot's object name.
+    pub fn full(point: PointName, compressed: bool) -> ObjectName {
+        ObjectName {
+            point,
+            base: None,
+            compressed,
+        }
+    }
+
+    /// A delta's object name.
+    pub fn delta(point: PointName, base: PointName) -> ObjectName {
+        ObjectName {
+            point,
+            base: Some(base),
+            compressed: true,
+        }
+    }
+
+    /// Reads a full snapshot's or a delta's object name.
+    pub fn parse(name: &str) -> Option<ObjectName> {
+        if let Some(stems) = name.strip_suffix(DELTA_EXT) {
+            let (stem, base) = stems.split_once('.')?;
+            return Some(ObjectName::delta(
+                PointName::parse_stem(stem)?,
+                PointName::parse_stem(base)?,
+            ));
+        }
+        let (point, compressed) = PointName::parse_object(name)?;
+        Some(ObjectName::full(point, compressed))
+    }
+
+    /// True for a delta.
+    pub fn is_delta(&self) -> bool {
+        self.base.is_some()
+    }
+}
+
+impl std::fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.base {
+            Some(base) => write!(f, "{}.{}{DELTA_EXT}", self.point.stem(), base.stem()),
+            None => f.write_str(&self.point.object(self.compressed)),
+        }
+    }
+}
+
 /// True for eight lowercase hex digits.
 fn is_tag(text: &str) -> bool {
     text.len() == TAG_LEN
@@ -128,6 +196,11 @@ pub fn db_key(name: &str) -> anyhow::Result<Key> {
 /// The local snapshot file name: `<db>-<stem>.sqlite3.zst`.
 pub fn snapshot_file_name(db: &str, point: &PointName, compressed: bool) -> String {
     format!("{db}-{}", point.object(compressed))
+}
+
+/// The local file name of any snapshot object: `<db>-<object name>`.
+pub fn object_file_name(db: &str, object: &ObjectName) -> String {
+    format!("{db}-{object}")
 }
 
 /// Reads `<db>-<stem>.sqlite3[.zst]` back into its parts.
@@ -176,6 +249,31 @@ mod tests {
             parse_snapshot_file_name(&file),
             Some(("my-app".into(), p, true))
         );
+    }
+
+    #[test]
+    fn delta_names_carry_their_base() {
+        let base = PointName::new(t(), &"1a2b3c4d".repeat(8));
+        let point = PointName::new(Timestamp::from_unix(t().unix() + 60), &"9f".repeat(32));
+        let name = ObjectName::delta(point.clone(), base.clone());
+        let text = name.to_string();
+        assert_eq!(
+            text,
+            "20261122T030100Z-9f9f9f9f.20261122T030000Z-1a2b3c4d.delta.zst"
+        );
+        assert_eq!(ObjectName::parse(&text), Some(name));
+        assert_eq!(PointName::parse_object(&text), None, "not a full snapshot");
+        assert_eq!(
+            ObjectName::parse(&base.object(true)),
+            Some(ObjectName::full(base, true))
+        );
+        for junk in [
+            "x.delta.zst",
+            "20261122T030100Z.delta.zst",
+            "a.b.c.delta.zst",
+        ] {
+            assert_eq!(ObjectName::parse(junk), None, "{junk}");
+        }
     }
 
     #[test]

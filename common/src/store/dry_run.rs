@@ -80,9 +80,9 @@ impl Store for DryRun {
         Ok(digest)
     }
 
-    fn put_if(&self, key: &Key, bytes: &[u8], _condition: &Condition) -> Result<()> {
+    fn put_if(&self, key: &Key, bytes: &[u8], _condition: &Condition) -> Result<Option<String>> {
         self.record_put(key, bytes.len() as u64, Some(bytes.to_vec()));
-        Ok(())
+        Ok(None)
     }
 
     fn get(&self, key: &Key, sink: &mut dyn Write) -> Result<u64> {

@@ -117,9 +117,10 @@ impl Store for LocalStore {
         Ok(digest)
     }
 
-    fn put_if(&self, key: &Key, bytes: &[u8], condition: &Condition) -> Result<()> {
+    fn put_if(&self, key: &Key, bytes: &[u8], condition: &Condition) -> Result<Option<String>> {
+        let tag = Some(sha256_hex(bytes));
         if *condition == Condition::Any {
-            return self.put_bytes(key, bytes).map(|_| ());
+            return self.put_bytes(key, bytes).map(|_| tag);
         }
         let dest = self.prepare(key)?;
         let _lock = DirLock::exclusive(&crate::atomic::parent_dir(&dest), LOCK_WAIT)?;
@@ -136,7 +137,7 @@ impl Store for LocalStore {
         if !holds {
             return Err(anyhow::Error::new(Conflict(self.url(key))));
         }
-        self.put_bytes(key, bytes).map(|_| ())
+        self.put_bytes(key, bytes).map(|_| tag)
     }
 
     fn get(&self, key: &Key, sink: &mut dyn Write) -> Result<u64> {

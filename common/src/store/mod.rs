@@ -94,8 +94,9 @@ pub trait Store: Send + Sync {
     /// Stores a small object only if `condition` holds; a lost condition is
     /// a [`crate::exit::Conflict`] error. Where the storage cannot check a
     /// condition, the write happens unconditionally (the caller read the
-    /// object just before, so the window is that of one request).
-    fn put_if(&self, key: &Key, bytes: &[u8], condition: &Condition) -> Result<()>;
+    /// object just before, so the window is that of one request). Returns
+    /// the new object's tag when the storage says it.
+    fn put_if(&self, key: &Key, bytes: &[u8], condition: &Condition) -> Result<Option<String>>;
 
     /// Streams the object at `key` into `sink`, returning its size. A
     /// missing object is a not-found error (exit 3).

@@ -183,7 +183,12 @@ impl S3Store {
     }
 
     /// One PUT of an object held in memory, under `condition`.
-    fn put_small(&self, key: &Key, body: &[u8], condition: &Condition) -> anyhow::Result<()> {
+    fn put_small(
+        &self,
+        key: &Key,
+        body: &[u8],
+        condition: &Condition,
+    ) -> anyhow::Result<Option<String>> {
         let full = self.full_key(key);
         let content_type = if key.name().ends_with(".json") {
             "application/json"
@@ -206,7 +211,7 @@ impl S3Store {
                         Condition::Matches(tag) => request.headers.push(("if-match", tag.clone())),
                     }
                 }
-                send(&self.bucket, &self.signer, &request).map(|_| ())
+                send(&self.bucket, &self.signer, &request).map(|r| header(&r, "etag"))
             });
             match result {
                 Err(e) if conditional && is_unsupported(&e) => {
@@ -491,7 +496,12 @@ impl Store for S3Store {
         Ok(digest)
     }
 
-    fn put_if(&self, key: &Key, bytes: &[u8], condition: &Condition) -> anyhow::Result<()> {
+    fn put_if(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        condition: &Condition,
+    ) -> anyhow::Result<Option<String>> {
         self.put_small(key, bytes, condition).map_err(|e| {
             if is_precondition_failed(&e) {
                 anyhow::Error::new(Conflict(self.url(key)))

@@ -270,7 +270,9 @@ impl Side {
                     .with_context(|| format!("creating {}", dir.display()))?;
                 write_atomic(&dir.join(MANIFEST), text.as_bytes(), 0o600)
             }
-            Side::Remote(store) => store.put_if(&manifest_key(), text.as_bytes(), condition),
+            Side::Remote(store) => store
+                .put_if(&manifest_key(), text.as_bytes(), condition)
+                .map(|_| ()),
         }
     }
 }

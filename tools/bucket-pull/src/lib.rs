@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod list;
+pub mod rebuild;
 pub mod restore;
 
 use anyhow::Result;

@@ -1,4 +1,6 @@
-//! `--list`: the snapshots under a database prefix, newest first.
+//! `--list`: the restore points under a database prefix, newest first,
+//! each with its kind (`full` or `delta`, with the point a delta applies
+//! to) and its object's size.
 //!
 //! One listing (paged, 1,000 keys a page) and no manifest reads: the
 //! repository reads the stamps from the object names and the sizes from
@@ -33,8 +35,19 @@ pub fn records(address: &Address, transfer: Transfer) -> Result<(Vec<Record>, Re
             r.set("url", repo.url(&key))
                 .set("db", db.as_str())
                 .set("taken_at", point.name.taken_at.rfc3339())
+                .set(
+                    "kind",
+                    if point.base.is_some() {
+                        "delta"
+                    } else {
+                        "full"
+                    },
+                )
                 .set("bytes", bytes)
                 .set("manifest", point.manifest.is_some());
+            if let Some(base) = &point.base {
+                r.set("base", base.stem());
+            }
             Some(r)
         })
         .collect();

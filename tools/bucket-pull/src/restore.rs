@@ -22,6 +22,7 @@
 //! name, so the next restore to the same target puts them back if the
 //! rename never happened, and removes them if it did.
 
+use crate::rebuild;
 use anyhow::{Context, Result};
 use sqlkeep_common::atomic::{AtomicFile, parent_dir};
 use sqlkeep_common::compress::write_decoder;
@@ -122,10 +123,13 @@ pub struct Restored {
 }
 
 /// What the manifest promises about the object, when there is one.
-struct Expected {
-    stored: Option<(u64, String)>,
-    raw: Option<(u64, String)>,
-    compressed: bool,
+pub struct Expected {
+    /// Stored size and SHA-256.
+    pub stored: Option<(u64, String)>,
+    /// Raw size and SHA-256.
+    pub raw: Option<(u64, String)>,
+    /// Whether the object is zstd-compressed.
+    pub compressed: bool,
 }
 
 impl Expected {
@@ -150,24 +154,72 @@ impl Expected {
     }
 }
 
-/// Downloads, checks and installs the object at `target`.
+/// Downloads, checks and installs the object at `target`: for a point
+/// of an incremental chain, its full snapshot and every delta after it,
+/// rebuilt and checked against the point's `raw_sha256` (see [`rebuild`]).
 pub fn restore(located: &Located, target: &Path, mode: u32, log: &Log) -> Result<Restored> {
     recover_aside(target, log);
-    let expected = Expected::of(located);
     let mut file = AtomicFile::create(target, mode)?;
+    let restored = match &located.what {
+        Restorable::Snapshot { db, manifest, .. } if manifest.chain.len() > 1 => {
+            let links = located.repo.chain_of(db, manifest)?;
+            let raw = rebuild::rebuild(located.repo.store(), &links, &mut file)?;
+            check(
+                "raw_sha256",
+                "raw_bytes",
+                Some(&(manifest.raw_bytes, manifest.raw_sha256.clone())),
+                &raw,
+            )?;
+            let stored = links.iter().map(|(_, l)| l.bytes).sum::<u64>();
+            Restored {
+                stored: Digest {
+                    sha256: manifest.sha256.clone(),
+                    bytes: stored,
+                },
+                raw,
+            }
+        }
+        _ => {
+            let restored = download(
+                located.repo.store(),
+                located.object(),
+                &Expected::of(located),
+                &mut file,
+            )?;
+            check(
+                "raw_sha256",
+                "raw_bytes",
+                Expected::of(located).raw.as_ref(),
+                &restored.raw,
+            )?;
+            restored
+        }
+    };
+    file.sync()?;
+    install(file, target, log)?;
+    Ok(restored)
+}
+
+/// Streams one object into `file` through SHA-256 (as stored), zstd when
+/// compressed and SHA-256 (raw), checking the stored digest.
+pub fn download(
+    store: &dyn sqlkeep_common::store::Store,
+    object: &sqlkeep_common::key::Key,
+    expected: &Expected,
+    file: &mut AtomicFile,
+) -> Result<Restored> {
     let sink_failed = Arc::new(AtomicBool::new(false));
     let out = Watched {
-        inner: BufWriter::with_capacity(1 << 20, &mut file),
+        inner: BufWriter::with_capacity(1 << 20, file),
         failed: Arc::clone(&sink_failed),
     };
     let raw = HashWriter::new(out);
-    let store = located.repo.store();
     let (stored, raw) = if expected.compressed {
         let mut stored = HashWriter::new(Damaged {
             inner: write_decoder(raw)?,
             sink_failed: Arc::clone(&sink_failed),
         });
-        store.get(located.object(), &mut stored)?;
+        store.get(object, &mut stored)?;
         let (damaged, stored_digest) = stored.finish();
         check("sha256", "bytes", expected.stored.as_ref(), &stored_digest)?;
         let raw = damaged
@@ -179,15 +231,12 @@ pub fn restore(located: &Located, target: &Path, mode: u32, log: &Log) -> Result
         (stored_digest, raw_digest)
     } else {
         let mut raw = raw;
-        store.get(located.object(), &mut raw)?;
+        store.get(object, &mut raw)?;
         let (out, digest) = raw.finish();
         check("sha256", "bytes", expected.stored.as_ref(), &digest)?;
         finish_writing(out)?;
         (digest.clone(), digest)
     };
-    check("raw_sha256", "raw_bytes", expected.raw.as_ref(), &raw)?;
-    file.sync()?;
-    install(file, target, log)?;
     Ok(Restored { stored, raw })
 }
 
@@ -419,7 +468,7 @@ fn damaged_or_sink(e: std::io::Error, sink_failed: &AtomicBool) -> anyhow::Error
 }
 
 /// Compares a digest with what the manifest says, when there is one.
-fn check(
+pub fn check(
     sha_field: &str,
     bytes_field: &str,
     expected: Option<&(u64, String)>,

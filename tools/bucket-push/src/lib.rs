@@ -9,11 +9,13 @@
 //! that changes nothing.
 
 pub mod cli;
+pub mod commit;
 pub mod push;
 
 use anyhow::Result;
 use clap::CommandFactory;
 use cli::Args;
+use commit::{After, Before};
 use push::Upload;
 use sqlkeep_common::address::Address;
 use sqlkeep_common::exit::{Exit, fail};
@@ -70,7 +72,8 @@ pub fn run(args: Args) -> Result<Exit> {
         let outcome = push_one(&repo, &input, &settings, &log);
         let removed = remove_temporary(&input, &log);
         match outcome {
-            Ok((mut record, problem)) => {
+            Ok(None) => {}
+            Ok(Some((mut record, problem))) => {
                 if removed {
                     record.remove("path");
                     record.remove("temporary");
@@ -106,13 +109,13 @@ fn policy(args: &Args) -> Result<Policy> {
 
 /// Stores one input (then prunes its database, when asked) and returns
 /// its `object` record, with a pruning failure apart: the upload itself
-/// succeeded and is reported as such.
+/// succeeded and is reported as such. None when a delta was overtaken.
 fn push_one(
     repo: &Repository,
     input: &Input,
     settings: &Settings,
     log: &Log,
-) -> Result<(Record, Option<anyhow::Error>)> {
+) -> Result<Option<(Record, Option<anyhow::Error>)>> {
     let started = Instant::now();
     let before = repo.store().requests().snapshot();
     let upload = push::classify(input)?;
@@ -125,8 +128,22 @@ fn push_one(
             taken_at,
             compression,
             record,
+            increment,
             ..
         } => {
+            let (pending, latest_tag) = match increment {
+                Some(inc) => match commit::before(inc, &repo.url(db))? {
+                    Before::Store {
+                        pending,
+                        latest_tag,
+                    } => (pending, latest_tag),
+                    Before::Superseded(why) => {
+                        log.skip(&input.label(), &why);
+                        return Ok(None);
+                    }
+                },
+                None => (None, None),
+            };
             let stored = repo.put_snapshot(SnapshotUpload {
                 file: &mut file,
                 len,
@@ -134,12 +151,38 @@ fn push_one(
                 taken_at: *taken_at,
                 compression: *compression,
                 record,
+                base: increment.as_ref().and_then(|i| i.base.clone()),
+                chain: increment
+                    .as_ref()
+                    .map(|i| i.chain.clone())
+                    .unwrap_or_default(),
+                latest_tag,
             })?;
             let mut out = stored.manifest.to_record();
             out.carry(record);
+            if let Some(pending) = pending.filter(|_| !settings.dry_run) {
+                match commit::after(&pending, &stored)? {
+                    After::Committed => {
+                        out.set("committed", true);
+                    }
+                    After::Overtaken => {
+                        out.set("committed", false);
+                    }
+                    After::Forgotten => {
+                        out.set("committed", false);
+                        log.warn(
+                            &input.label(),
+                            "latest.json was changed by another writer since this chain's last push; the delta is stored but not the latest, and the next run takes a full snapshot",
+                        );
+                    }
+                }
+            }
             match &stored.latest {
                 LatestMove::Moved | LatestMove::Unchanged => {
                     out.set("latest", true);
+                }
+                LatestMove::Changed => {
+                    out.set("latest", false);
                 }
                 LatestMove::KeptNewer(newer) => {
                     out.set("latest", false)
@@ -156,7 +199,10 @@ fn push_one(
                     "latest.json was unreadable; it now names this snapshot",
                 );
             }
-            if !settings.policy.is_empty() {
+            // Pruning lists the prefix: once per full snapshot, never on
+            // every increment.
+            let full = increment.as_ref().is_none_or(|i| i.base.is_none());
+            if !settings.policy.is_empty() && full {
                 match repo.prune(db, &settings.policy, &stored.point) {
                     Ok(pruned) => {
                         let verb = if settings.dry_run {
@@ -218,7 +264,7 @@ fn push_one(
         detail = format!("dry run: would store, {detail}");
     }
     log.ok(&format!("{} → {url}", input.label()), &detail);
-    Ok((record, problem))
+    Ok(Some((record, problem)))
 }
 
 /// Deletes a snapshot that `sqlite-snap` wrote to its private temporary

@@ -8,7 +8,8 @@ use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::input::Input;
 use sqlkeep_common::key::Key;
 use sqlkeep_common::record::Record;
-use sqlkeep_common::repo::{Compression, names};
+use sqlkeep_common::repo::chain::Link;
+use sqlkeep_common::repo::{Compression, PointName, names};
 use sqlkeep_common::time::Timestamp;
 use std::path::PathBuf;
 
@@ -27,6 +28,8 @@ pub enum Upload {
         compression: Compression,
         /// The incoming record, or one built from the file name.
         record: Record,
+        /// What an incremental snapshot's record adds.
+        increment: Option<Increment>,
     },
     /// Any other file, stored under its name.
     Plain {
@@ -37,6 +40,19 @@ pub enum Upload {
         /// The incoming record, if any.
         record: Option<Record>,
     },
+}
+
+/// What `sqlite-snap --incremental` says about a snapshot.
+#[derive(Debug)]
+pub struct Increment {
+    /// For a delta, the point it applies to.
+    pub base: Option<PointName>,
+    /// The committed point the snapshot was compared with.
+    pub parent: Option<PointName>,
+    /// The chain that rebuilds it.
+    pub chain: Vec<Link>,
+    /// The pending state to commit once it is stored.
+    pub state: Option<PathBuf>,
 }
 
 impl Upload {
@@ -79,6 +95,7 @@ pub fn classify(input: &Input) -> Result<Upload> {
             path,
             taken_at,
             compression,
+            increment: increment(record)?,
             record: record.clone(),
         });
     }
@@ -102,13 +119,70 @@ pub fn classify(input: &Input) -> Result<Upload> {
             taken_at: point.taken_at,
             compression,
             record,
+            increment: None,
         });
+    }
+    if input.record().is_none() && name.ends_with(names::DELTA_EXT) {
+        return Err(fail(
+            Exit::Failed,
+            "a delta is stored only with the record sqlite-snap printed for it (it names the chain it belongs to)",
+        ));
     }
     Ok(Upload::Plain {
         path,
         name: Key::segment(&name)?,
         record: input.record().cloned(),
     })
+}
+
+/// Reads what an incremental snapshot's record adds; None for a snapshot
+/// taken without `--incremental`.
+fn increment(record: &Record) -> Result<Option<Increment>> {
+    let kind = record.str("kind");
+    if kind.is_none() && record.get("chain").is_none() {
+        return Ok(None);
+    }
+    let stem = |field: &str| -> Result<Option<PointName>> {
+        match record.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => PointName::parse_stem(s)
+                .map(Some)
+                .ok_or_else(|| fail(Exit::Failed, format!("record has a bad {field}: {s:?}"))),
+            Some(other) => Err(fail(
+                Exit::Failed,
+                format!("record has a bad {field}: {other}"),
+            )),
+        }
+    };
+    let base = stem("base")?;
+    match (kind, &base) {
+        (Some("full"), None) | (Some("delta"), Some(_)) => {}
+        _ => {
+            return Err(fail(
+                Exit::Failed,
+                format!(
+                    "record's kind {kind:?} does not go with its base {:?}",
+                    record.get("base")
+                ),
+            ));
+        }
+    }
+    let chain: Vec<Link> = match record.get("chain") {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| fail(Exit::Failed, format!("record has a bad chain: {e}")))?,
+        None => {
+            return Err(fail(
+                Exit::Failed,
+                "record of an incremental snapshot has no chain",
+            ));
+        }
+    };
+    Ok(Some(Increment {
+        base,
+        parent: stem("parent")?,
+        chain,
+        state: record.str("state").map(PathBuf::from),
+    }))
 }
 
 /// The compression of a snapshot file whose record does not say.

@@ -43,7 +43,8 @@ each stdin line is a path or a JSON record with a `path`. Snapshots are written 
     after_help = "Examples:\n  \
 sqlite-snap storage/production.sqlite3 | bucket-push /mnt/backups/databases\n  \
 sqlite-snap --exclude '*_cache.sqlite3' storage/ | bucket-push b2:my-bucket/databases\n  \
-sqlite-snap --method vacuum --level 9 -o /srv/snapshots app.sqlite3\n\n\
+sqlite-snap --method vacuum --level 9 -o /srv/snapshots app.sqlite3\n  \
+sqlite-snap --incremental storage/production.sqlite3 | bucket-push b2:my-bucket/databases\n\n\
 Exit status: 0 all done, 1 a snapshot failed, 2 usage, 3 database not found, \
 4 database busy past --busy-timeout, 5 refused (unsafe output directory)."
 )]
@@ -56,9 +57,9 @@ pub struct Args {
     #[arg(short, long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub output_dir: Option<PathBuf>,
 
-    /// How to copy the database
-    #[arg(long, value_enum, default_value = "pages")]
-    pub method: Method,
+    /// How to copy the database [default: pages]
+    #[arg(long, value_enum)]
+    pub method: Option<Method>,
 
     /// zstd compression level
     #[arg(long, value_name = "N", default_value_t = 3, allow_negative_numbers = true,
@@ -76,6 +77,47 @@ pub struct Args {
     /// Skip databases in directories whose file name or path matches GLOB (repeatable)
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+
+    /// Store only the pages that changed since the last snapshot that
+    /// reached storage (a delta), after a first full snapshot; bucket-push
+    /// commits the new state once the delta is stored
+    #[arg(long, conflicts_with_all = ["no_compress", "method"])]
+    pub incremental: bool,
+
+    /// Where --incremental keeps each database's page digests [default:
+    /// $XDG_STATE_HOME/sqlkeep, /var/lib/sqlkeep for root, else
+    /// ~/.local/state/sqlkeep]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath, requires = "incremental")]
+    pub state_dir: Option<PathBuf>,
+
+    /// With --incremental: a full snapshot at least this often
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "24h",
+        requires = "incremental"
+    )]
+    pub full_every: String,
+
+    /// With --incremental: a level-1 delta (against the last full or
+    /// level-1 point) at least this often; other runs take a level-2 delta
+    /// against the previous point
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1h",
+        requires = "incremental"
+    )]
+    pub diff_every: String,
+
+    /// With --incremental: at most N level-2 deltas between level-1 points
+    #[arg(long, value_name = "N", default_value_t = 59, requires = "incremental")]
+    pub deltas_per_diff: usize,
+
+    /// With --incremental: at most N level-1 deltas between full snapshots
+    /// (a restore reads at most 1 + this + --deltas-per-diff objects)
+    #[arg(long, value_name = "N", default_value_t = 23, requires = "incremental")]
+    pub diffs_per_full: usize,
 
     /// How long to wait for a locked database, e.g. 5s or 1m
     #[arg(long, value_name = "DURATION", default_value = "5s")]

@@ -24,20 +24,76 @@ pub struct Copied {
     pub page_count: u32,
 }
 
+/// Where the pages of one committed state go.
+pub trait Pages {
+    /// Called once before the first page, inside the transaction.
+    fn start(&mut self, page_size: u32, page_count: u32) -> Result<()>;
+    /// Called for every page in order (page 1's header already set to
+    /// rollback-journal mode).
+    fn page(&mut self, pgno: u32, data: &[u8]) -> Result<()>;
+}
+
+/// A whole snapshot: every page into the sink.
+pub struct Whole<'a, 'b> {
+    /// The snapshot being written.
+    pub sink: &'a mut Sink,
+    /// Also collects each page's digest, for incremental state.
+    pub digests: Option<&'b mut Vec<u64>>,
+}
+
+impl Pages for Whole<'_, '_> {
+    fn start(&mut self, page_size: u32, page_count: u32) -> Result<()> {
+        if let Some(d) = self.digests.as_deref_mut() {
+            d.clear();
+            d.reserve(page_count as usize);
+        }
+        self.sink
+            .pledge(u64::from(page_count) * u64::from(page_size))
+    }
+
+    fn page(&mut self, _pgno: u32, data: &[u8]) -> Result<()> {
+        if let Some(d) = self.digests.as_deref_mut() {
+            d.push(page_digest(data));
+        }
+        self.sink.write_all(data).context("writing snapshot")
+    }
+}
+
+/// The digest incremental state keeps of a page.
+pub fn page_digest(data: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(data)
+}
+
 /// Copies every page of `main` into `sink` inside one read transaction.
-///
-/// Page 1's file-format bytes are set to rollback-journal mode (1/1), as
-/// `VACUUM INTO` writes them: the snapshot is a standalone file, and a WAL
-/// marker would make a read-only open of it look for `-wal`/`-shm` files
-/// that do not exist.
 pub fn copy(
     conn: &Connection,
     sink: &mut Sink,
     progress: &mut dyn FnMut(u32, u32),
 ) -> Result<Copied> {
+    read(
+        conn,
+        &mut Whole {
+            sink,
+            digests: None,
+        },
+        progress,
+    )
+}
+
+/// Reads every page of `main` into `to` inside one read transaction.
+///
+/// Page 1's file-format bytes are set to rollback-journal mode (1/1), as
+/// `VACUUM INTO` writes them: the snapshot is a standalone file, and a WAL
+/// marker would make a read-only open of it look for `-wal`/`-shm` files
+/// that do not exist.
+pub fn read(
+    conn: &Connection,
+    to: &mut dyn Pages,
+    progress: &mut dyn FnMut(u32, u32),
+) -> Result<Copied> {
     conn.execute_batch("BEGIN DEFERRED")
         .context("starting read transaction")?;
-    let result = copy_in_transaction(conn, sink, progress);
+    let result = read_in_transaction(conn, to, progress);
     // A read transaction commits nothing; ending it releases the snapshot
     // so the application's checkpoints can proceed.
     let end = conn
@@ -48,10 +104,10 @@ pub fn copy(
     Ok(copied)
 }
 
-/// The body of [`copy`], run between BEGIN and COMMIT.
-fn copy_in_transaction(
+/// The body of [`read`], run between BEGIN and COMMIT.
+fn read_in_transaction(
     conn: &Connection,
-    sink: &mut Sink,
+    to: &mut dyn Pages,
     progress: &mut dyn FnMut(u32, u32),
 ) -> Result<Copied> {
     // The first read starts the read transaction: page_count and every
@@ -62,7 +118,7 @@ fn copy_in_transaction(
     let page_size: u32 = conn
         .query_row("PRAGMA main.page_size", [], |r| r.get(0))
         .context("reading page size")?;
-    sink.pledge(u64::from(page_count) * u64::from(page_size))?;
+    to.start(page_size, page_count)?;
     let mut stmt = conn
         .prepare("SELECT pgno, data FROM sqlite_dbpage('main')")
         .context("opening sqlite_dbpage (SQLite built without SQLITE_ENABLE_DBPAGE_VTAB?)")?;
@@ -86,11 +142,10 @@ fn copy_in_transaction(
                 first[18] = 1;
                 first[19] = 1;
             }
-            sink.write_all(&first)
+            to.page(pgno, &first)?;
         } else {
-            sink.write_all(data)
+            to.page(pgno, data)?;
         }
-        .context("writing snapshot")?;
         if pgno.is_multiple_of(4096) {
             progress(pgno, page_count);
         }

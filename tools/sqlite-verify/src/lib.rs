@@ -176,7 +176,7 @@ fn settle_temporary(input: &Input, log: &Log) -> Settled {
         return Settled::NotOne;
     };
     let shown = path.display().to_string();
-    if stdout_is_pipe() {
+    if sqlkeep_common::record::stdout_is_pipe() {
         return Settled::Kept(shown);
     }
     match std::fs::remove_file(&path) {
@@ -186,16 +186,4 @@ fn settle_temporary(input: &Input, log: &Log) -> Settled {
         }
         Err(_) => Settled::Kept(shown),
     }
-}
-
-/// True when stdout is a pipe to another program.
-fn stdout_is_pipe() -> bool {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::FileTypeExt;
-    std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(std::fs::File::from)
-        .and_then(|f| f.metadata())
-        .is_ok_and(|m| m.file_type().is_fifo())
 }
