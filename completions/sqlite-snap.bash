@@ -23,7 +23,7 @@ _sqlite__snap() {
 
     case "${cmd}" in
         sqlite__snap)
-            opts="-o -q -v -h -V --output-dir --method --level --no-compress --threads --exclude --busy-timeout --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --output-dir --method --level --no-compress --threads --exclude --incremental --state-dir --full-every --diff-every --deltas-per-diff --diffs-per-full --busy-timeout --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -56,6 +56,29 @@ _sqlite__snap() {
                     return 0
                     ;;
                 --exclude)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
+                --full-every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --diff-every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deltas-per-diff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --diffs-per-full)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -17,10 +17,12 @@
 //!
 //! To apply: write each page at `(pgno - 1) * page_size`, then cut or
 //! extend the file to `page_count * page_size`. Everything read is checked
-//! before it is used (page numbers within the new count and ascending, a
-//! page size SQLite allows, the counts in the trailer), so a damaged or
-//! hostile delta fails with a message instead of writing anywhere else
-//! than inside the new state's length.
+//! as it is read (the base it applies to and the page size before any
+//! page is written; page numbers within the new count and ascending; the
+//! counts in the trailer), so a damaged or hostile delta fails with a
+//! message and never writes outside the new state's length. Its pages
+//! are written as they come, so the file being rebuilt is only trusted
+//! once the whole state's SHA-256 matches (the caller's check).
 
 use crate::exit::{Exit, fail};
 use anyhow::{Context, Result};
@@ -104,9 +106,16 @@ pub struct Applied {
 }
 
 /// Applies the (decompressed) delta read from `input` to `file`, which
-/// holds the state of page size `page_size` it applies to. `what` names
-/// the delta in errors.
-pub fn apply(input: &mut dyn Read, file: &File, page_size: u32, what: &str) -> Result<Applied> {
+/// holds the state of page size `page_size` and SHA-256 `base` it applies
+/// to: a delta of another base is refused before a page is written.
+/// `what` names the delta in errors.
+pub fn apply(
+    input: &mut dyn Read,
+    file: &File,
+    page_size: u32,
+    base: &[u8; 32],
+    what: &str,
+) -> Result<Applied> {
     let damaged = |why: String| fail(Exit::Failed, format!("damaged delta {what}: {why}"));
     let mut magic = [0u8; 8];
     read_exact(input, &mut magic, what)?;
@@ -126,6 +135,11 @@ pub fn apply(input: &mut dyn Read, file: &File, page_size: u32, what: &str) -> R
             "its page size is {} but the state it applies to has {page_size}",
             header.page_size
         )));
+    }
+    if header.base_raw_sha256 != *base {
+        return Err(damaged(
+            "it applies to another state than the one before it".into(),
+        ));
     }
     if header.page_count > MAX_PAGE_COUNT {
         return Err(damaged(format!("page count {}", header.page_count)));
@@ -220,7 +234,7 @@ mod tests {
         let file = tempfile::tempfile().unwrap();
         file.write_all_at(&[1u8; 512 * 4], 0).unwrap();
         let bytes = delta(&[(2, 5), (5, 6)], 5);
-        let applied = apply(&mut &bytes[..], &file, 512, "d").unwrap();
+        let applied = apply(&mut &bytes[..], &file, 512, &[7; 32], "d").unwrap();
         assert_eq!(applied.changed, 2);
         assert_eq!(applied.raw_sha256, [9; 32]);
         let mut all = vec![0u8; 512 * 5];
@@ -229,7 +243,7 @@ mod tests {
         assert!(all[512..1024].iter().all(|&b| b == 5));
         assert!(all[2048..].iter().all(|&b| b == 6));
         let shrink = delta(&[], 1);
-        apply(&mut &shrink[..], &file, 512, "d").unwrap();
+        apply(&mut &shrink[..], &file, 512, &[7; 32], "d").unwrap();
         assert_eq!(file.metadata().unwrap().len(), 512);
     }
 
@@ -238,17 +252,21 @@ mod tests {
         let file = tempfile::tempfile().unwrap();
         let mut beyond = delta(&[(1, 1)], 1);
         beyond[8 + 4..8 + 8].copy_from_slice(&0u32.to_le_bytes()); // page_count 0
-        assert!(apply(&mut &beyond[..], &file, 512, "d").is_err());
+        assert!(apply(&mut &beyond[..], &file, 512, &[7; 32], "d").is_err());
         assert_eq!(file.metadata().unwrap().len(), 0);
         let mut order = delta(&[(1, 1), (2, 2)], 3);
         let second = 8 + 4 + 4 + 32 + 4 + 512;
         order[second..second + 4].copy_from_slice(&1u32.to_le_bytes());
-        assert!(apply(&mut &order[..], &file, 512, "d").is_err());
+        assert!(apply(&mut &order[..], &file, 512, &[7; 32], "d").is_err());
         let good = delta(&[(1, 1)], 1);
-        assert!(apply(&mut &good[..good.len() - 1], &file, 512, "d").is_err());
-        assert!(apply(&mut &good[..], &file, 1024, "d").is_err());
+        assert!(apply(&mut &good[..good.len() - 1], &file, 512, &[7; 32], "d").is_err());
+        assert!(apply(&mut &good[..], &file, 1024, &[7; 32], "d").is_err());
+        assert!(
+            apply(&mut &good[..], &file, 512, &[8; 32], "d").is_err(),
+            "another base"
+        );
         let mut trailing = good.clone();
         trailing.push(0);
-        assert!(apply(&mut &trailing[..], &file, 512, "d").is_err());
+        assert!(apply(&mut &trailing[..], &file, 512, &[7; 32], "d").is_err());
     }
 }

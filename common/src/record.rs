@@ -115,6 +115,19 @@ impl Output {
     }
 }
 
+/// True when stdout is a pipe to another program: the next tool in the
+/// pipeline then owns what a record names.
+pub fn stdout_is_pipe() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_fifo())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,17 +150,4 @@ mod tests {
         assert!(Record::parse("[1]").is_err());
         assert!(Record::parse("{").is_err());
     }
-}
-
-/// True when stdout is a pipe to another program: the next tool in the
-/// pipeline then owns what a record names.
-pub fn stdout_is_pipe() -> bool {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::FileTypeExt;
-    std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(std::fs::File::from)
-        .and_then(|f| f.metadata())
-        .is_ok_and(|m| m.file_type().is_fifo())
 }

@@ -261,8 +261,9 @@ impl StateDir {
     }
 
     /// The state directory a pending state file named in a record lives
-    /// in. The name must be a state file's (`<stem>.state`) and the file a
-    /// regular file: a record cannot steer a commit anywhere else.
+    /// in. The name must be a state file's (`<stem>.state`): a record
+    /// cannot steer a commit anywhere else. The file itself may be gone (a
+    /// newer commit tidied it away); [`StateDir::commit`] reads it.
     pub fn of_pending(path: &Path) -> Result<(StateDir, PointName)> {
         let refuse = |why: &str| {
             fail(
@@ -278,7 +279,6 @@ impl StateDir {
             .strip_suffix(STATE_EXT)
             .and_then(PointName::parse_stem)
             .ok_or_else(|| refuse("which is not a state file's name"))?;
-        crate::regular::check_regular(path)?;
         let dir = crate::atomic::parent_dir(path);
         Ok((StateDir { dir }, point))
     }

@@ -14,6 +14,7 @@ mod bank;
 mod consistency;
 mod examples;
 mod full_disk;
+mod incremental;
 mod kills;
 mod leftovers;
 mod maint;

@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn a_well_formed_chain_passes() {
-        let chain = vec![
+        let chain = [
             link(0, 'a', None, 0),
             link(60, 'b', Some((0, 'a')), 2),
             link(3600, 'c', Some((0, 'a')), 1),

@@ -220,6 +220,12 @@ fn restored_record(
         .set("raw_sha256", restored.raw.sha256.as_str());
     if let Restorable::Snapshot { manifest, .. } = &located.what {
         record.set("taken_at", manifest.taken_at.rfc3339());
+        if manifest.chain.len() > 1 {
+            let links = &manifest.chain;
+            record
+                .set("chain_objects", links.len())
+                .set("chain_bytes", links.iter().map(|l| l.bytes).sum::<u64>());
+        }
     }
     if replaces {
         record.set("replaced", true);

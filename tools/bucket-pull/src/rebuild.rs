@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use sqlkeep_common::atomic::{AtomicFile, parent_dir};
 use sqlkeep_common::compress::decoder;
 use sqlkeep_common::delta;
-use sqlkeep_common::digest::{Digest, HashReader, HashWriter, hex};
+use sqlkeep_common::digest::{Digest, HashReader, HashWriter, hex, sha256_bytes};
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::key::Key;
 use sqlkeep_common::private_dir::ScratchFile;
@@ -77,6 +77,12 @@ pub fn rebuild(store: &dyn Store, links: &[(Key, Link)], file: &mut AtomicFile) 
         Ok(())
     })?;
     let page_size = page_size_of(file.file()).context("reading the full snapshot's header")?;
+    let mut base = sha256_bytes(&full.raw_sha256).ok_or_else(|| {
+        fail(
+            Exit::Failed,
+            "the chain's full snapshot has a malformed raw_sha256",
+        )
+    })?;
     for (slot, (key, link)) in fetched.into_iter().zip(deltas) {
         let what = store.url(key);
         let got = slot
@@ -85,7 +91,8 @@ pub fn rebuild(store: &dyn Store, links: &[(Key, Link)], file: &mut AtomicFile) 
             .unwrap_or_else(|| Err(anyhow::anyhow!("not downloaded")))
             .with_context(|| format!("downloading {what}"))?;
         let mut input = decoder(&got.file)?;
-        let applied = delta::apply(&mut input, file.file(), page_size, &what)?;
+        let applied = delta::apply(&mut input, file.file(), page_size, &base, &what)?;
+        base = applied.raw_sha256;
         if hex(&applied.raw_sha256) != link.raw_sha256 {
             return Err(fail(
                 Exit::Failed,

@@ -57,7 +57,9 @@ pub fn before(inc: &Increment, remote: &str) -> Result<Before> {
         remote: remote.to_string(),
     };
     let here = committed.as_ref().filter(|c| c.remote == remote);
+    let state_file = pending.dir.state_path(&pending.point);
     if inc.base.is_none() {
+        sqlkeep_common::regular::check_regular(&state_file)?;
         return Ok(Before::Store {
             latest_tag: here.and_then(|c| c.latest_tag.clone()),
             pending: Some(pending),
@@ -77,10 +79,13 @@ pub fn before(inc: &Increment, remote: &str) -> Result<Before> {
     }
     let parent = inc.parent.as_ref().map(PointName::stem);
     match here {
-        Some(c) if Some(&c.point) == parent.as_ref() => Ok(Before::Store {
-            latest_tag: c.latest_tag.clone(),
-            pending: Some(pending),
-        }),
+        Some(c) if Some(&c.point) == parent.as_ref() => {
+            sqlkeep_common::regular::check_regular(&state_file)?;
+            Ok(Before::Store {
+                latest_tag: c.latest_tag.clone(),
+                pending: Some(pending),
+            })
+        }
         Some(c) => Ok(Before::Superseded(format!(
             "taken against {}, but {} was stored since; the next increment covers it",
             parent.as_deref().unwrap_or("nothing"),

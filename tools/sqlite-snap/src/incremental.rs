@@ -25,7 +25,7 @@ use crate::pages::{self, Pages, Whole, page_digest};
 use crate::sink::Sink;
 use anyhow::{Result, anyhow};
 use sqlkeep_common::delta;
-use sqlkeep_common::digest::HashThread;
+use sqlkeep_common::digest::{HashThread, sha256_bytes};
 use sqlkeep_common::repo::chain::Link;
 use sqlkeep_common::repo::names::PointName;
 use sqlkeep_common::state::State;
@@ -246,13 +246,5 @@ pub fn diff_digests_after(state: &State, level: u8) -> Option<Vec<u64>> {
 }
 
 fn unhex(text: &str) -> Result<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if text.len() != 64 {
-        return Err(anyhow!("not a SHA-256: {text:?}"));
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-            .map_err(|_| anyhow!("not a SHA-256: {text:?}"))?;
-    }
-    Ok(out)
+    sha256_bytes(text).ok_or_else(|| anyhow!("not a SHA-256: {text:?}"))
 }

@@ -282,7 +282,7 @@ fn incremental_snapshot(
     let _lock = dir.lock()?;
     let (previous, mut why_full) = committed_state(&dir, log, &target.label);
     let conn = sqlite::open_read_only(&source, s.busy_timeout)?;
-    let taken_at = Timestamp::now();
+    let mut taken_at = Timestamp::now();
     let mut progress = progress_display(log, &target.label);
     let mut taken = None;
     if let Some(state) = &previous {
@@ -292,7 +292,12 @@ fn incremental_snapshot(
                 match take_delta(&conn, s, &db, taken_at, state, level, &mut progress) {
                     Ok(t) => taken = Some(t),
                     Err(e) => match e.downcast_ref::<GiveUp>() {
-                        Some(gave_up) => why_full = gave_up.0.clone(),
+                        Some(gave_up) => {
+                            why_full = gave_up.0.clone();
+                            // The full snapshot reads in a new transaction:
+                            // it is of a later moment.
+                            taken_at = Timestamp::now();
+                        }
                         None => return Err(sqlite::explain(e, &target.path, &s.out_dir)),
                     },
                 }
