@@ -266,3 +266,93 @@ fn entrypoint_refuses_to_boot_when_the_restore_fails() {
     assert!(run.stdout().is_empty(), "the app started");
     assert!(run.stderr().contains("restore failed"), "{}", run.stderr());
 }
+
+/// The crontab's every-minute line, run as cron would (`sh -c`, paths
+/// swapped for the scratch ones): the first run stores a full snapshot,
+/// the next a delta; a run that finds the lock held exits at once, says
+/// nothing and stores nothing; the chain restores.
+#[test]
+fn crontab_every_minute_line_runs_increments_under_its_lock() {
+    let s = Scratch::new();
+    let crontab = std::fs::read_to_string(example("crontab")).unwrap();
+    let line = crontab
+        .lines()
+        .find(|l| l.starts_with("* * * * *"))
+        .expect("an every-minute line");
+    // Fields: five times, the user, then the command.
+    let command = line
+        .split_whitespace()
+        .skip(6)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let db = s.join("production.sqlite3");
+    make_db(&db, 30, true);
+    let lock = s.join("incremental.lock");
+    let command = command
+        .replace("/srv/app/storage/production.sqlite3", db.to_str().unwrap())
+        .replace("/run/lock/sqlkeep-incremental.lock", lock.to_str().unwrap());
+    let remote = s.join("remote");
+    let run = || {
+        s.program(Path::new("/bin/sh"))
+            .args(["-c", &command])
+            .env("REMOTE_BASE", &remote)
+            .run()
+    };
+    let stored = || list_files(&remote.join("databases/production"));
+    let first = run().success();
+    assert!(
+        first.stderr().is_empty(),
+        "cron would mail: {}",
+        first.stderr()
+    );
+    let insert = |email: &str| {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute("INSERT INTO users(email) VALUES (?1)", [email])
+            .unwrap();
+    };
+    insert("minute-1@example.com");
+    run().success();
+    let after_two = stored();
+    assert_eq!(
+        after_two
+            .iter()
+            .filter(|f| f.ends_with(".delta.zst"))
+            .count(),
+        1,
+        "{after_two:?}"
+    );
+    assert_eq!(
+        after_two
+            .iter()
+            .filter(|f| f.ends_with(".sqlite3.zst"))
+            .count(),
+        1
+    );
+
+    // The previous minute's run still holds the lock.
+    let held = std::fs::File::create(&lock).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is open for the call.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    insert("minute-2@example.com");
+    let skipped = run();
+    assert_ne!(skipped.code(), 0, "flock -n gives up at once");
+    assert!(skipped.stderr().is_empty() && skipped.stdout().is_empty());
+    assert_eq!(
+        stored(),
+        after_two,
+        "a run under a held lock stores nothing"
+    );
+    drop(held);
+
+    run().success();
+    let restored = s.join("restored.sqlite3");
+    s.tool("bucket-pull")
+        .arg(remote.join("databases/production"))
+        .arg("-o")
+        .arg(&restored)
+        .run()
+        .success();
+    assert_eq!(count(&restored, "users"), 32, "both minutes' rows");
+}

@@ -640,3 +640,50 @@ fn output_dir_without_a_push_commits_itself() {
         assert!(Path::new(record["path"].as_str().unwrap()).exists());
     }
 }
+
+/// `sqlite-verify` between the two keeps the pipeline working: a full
+/// snapshot is verified, a delta (pages, not a database) passes on with a
+/// SKIP, and both are stored.
+#[test]
+fn sqlite_verify_in_the_pipe_passes_deltas_on() {
+    let s = Scratch::new();
+    let db = s.join("app.sqlite3");
+    crate::support::make_db(&db, 50, true);
+    let remote = s.join("remote");
+    for (round, kind) in ["full", "delta"].iter().enumerate() {
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch(&format!("INSERT INTO users(email) VALUES ('v{round}@x')"))
+            .unwrap();
+        let snap = s
+            .tool("sqlite-snap")
+            .args(["-q", "--incremental", "--state-dir"])
+            .arg(s.join("state"))
+            .arg(&db)
+            .run()
+            .success();
+        let verify = s.tool("sqlite-verify").stdin(snap.stdout()).run().success();
+        let passed = verify.record();
+        assert_eq!(passed["kind"], *kind);
+        if *kind == "delta" {
+            assert_eq!(passed["type"], "snapshot", "passed on as it came");
+            verify.stderr_has("SKIP");
+        }
+        let out = s
+            .tool("bucket-push")
+            .arg(&remote)
+            .stdin(format!("{passed}\n"))
+            .run()
+            .success()
+            .record();
+        assert_eq!(out["committed"], true);
+    }
+    let restored = s.join("r.sqlite3");
+    s.tool("bucket-pull")
+        .arg(remote.join("app"))
+        .arg("-o")
+        .arg(&restored)
+        .run()
+        .success();
+    assert_eq!(crate::support::count(&restored, "users"), 52);
+}

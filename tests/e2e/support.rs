@@ -104,7 +104,8 @@ impl Scratch {
             std::env::var("PATH").unwrap_or_default()
         );
         cmd.env("PATH", path)
-            .env("XDG_CACHE_HOME", self.join(".cache"));
+            .env("XDG_CACHE_HOME", self.join(".cache"))
+            .env("XDG_STATE_HOME", self.join(".state"));
         let tmp = self.join(".tmp");
         std::fs::create_dir_all(&tmp).unwrap();
         cmd.current_dir(self.path())

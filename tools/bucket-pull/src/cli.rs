@@ -63,7 +63,7 @@ pub struct Args {
     #[arg(long)]
     pub if_missing: bool,
 
-    /// Restore the newest snapshot taken at or before TIME (RFC 3339, or YYYY-MM-DD for the end of that day, UTC)
+    /// Restore the newest restore point taken at or before TIME (RFC 3339; 2026-11-20T14:30 for the end of that minute, or YYYY-MM-DD for the end of that day, UTC)
     #[arg(long, value_name = "TIME", conflicts_with = "latest")]
     pub at: Option<String>,
 

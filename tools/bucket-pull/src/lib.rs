@@ -277,17 +277,50 @@ fn target_path(output: Option<&Path>, file_name: &str) -> Result<PathBuf> {
     Ok(target)
 }
 
-/// Reads a `--at` time: RFC 3339, or a date meaning the end of that day
-/// (UTC), so that `--at 2026-11-20` includes that day's snapshots.
+/// Reads a `--at` time: RFC 3339; a minute (`2026-11-20T14:30`, UTC)
+/// meaning the end of that minute, so an incremental chain's point of
+/// that minute is included; or a date meaning the end of that day (UTC),
+/// so that `--at 2026-11-20` includes that day's snapshots.
 pub fn parse_at(text: &str) -> Result<Timestamp> {
     if let Ok(t) = Timestamp::parse_rfc3339(text) {
+        return Ok(t);
+    }
+    let minute = text.strip_suffix('Z').unwrap_or(text);
+    if minute.len() == 16
+        && minute.as_bytes()[10] == b'T'
+        && let Ok(t) = Timestamp::parse_rfc3339(&format!("{minute}:59Z"))
+    {
         return Ok(t);
     }
     let day = Timestamp::parse_date(text).map_err(|_| {
         fail(
             Exit::Usage,
-            format!("bad --at {text:?}: expected RFC 3339 (2026-11-20T14:30:00Z) or YYYY-MM-DD"),
+            format!(
+                "bad --at {text:?}: expected RFC 3339 (2026-11-20T14:30:00Z), a UTC minute (2026-11-20T14:30) or YYYY-MM-DD"
+            ),
         )
     })?;
     Ok(Timestamp::from_unix(day.unix() + 86_399))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_at;
+
+    #[test]
+    fn at_reads_seconds_minutes_and_days() {
+        let at = |t: &str| parse_at(t).unwrap().rfc3339();
+        assert_eq!(at("2026-11-20T14:30:05Z"), "2026-11-20T14:30:05Z");
+        assert_eq!(at("2026-11-20T14:30"), "2026-11-20T14:30:59Z");
+        assert_eq!(at("2026-11-20T14:30Z"), "2026-11-20T14:30:59Z");
+        assert_eq!(at("2026-11-20"), "2026-11-20T23:59:59Z");
+        for bad in [
+            "2026-11-20T14",
+            "2026-11-20T14:3",
+            "2026-11-20 14:30",
+            "14:30",
+        ] {
+            assert!(parse_at(bad).is_err(), "{bad}");
+        }
+    }
 }
