@@ -8,6 +8,7 @@
 //! failure at any step leaves no snapshot file behind.
 
 pub mod cli;
+mod increment;
 pub mod incremental;
 pub mod pages;
 pub mod sink;
@@ -16,25 +17,21 @@ pub mod vacuum;
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 use cli::{Args, Method};
-use incremental::{DeltaPages, GiveUp, Levels, Plan};
-use sink::{Compression, Sink, Written};
-use sqlkeep_common::digest::Digest;
+use incremental::Levels;
+use sink::{Compression, Sink};
 use sqlkeep_common::discover::{self, Target};
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::input::inputs;
 use sqlkeep_common::log::Log;
 use sqlkeep_common::private_dir::{ScratchFile, private_dir};
 use sqlkeep_common::record::{Output, Record};
-use sqlkeep_common::repo::chain::Link;
-use sqlkeep_common::repo::names::ObjectName;
 use sqlkeep_common::repo::names::{self, PointName};
 use sqlkeep_common::sqlite;
-use sqlkeep_common::state::{self, State, StateDir};
+use sqlkeep_common::state;
 use sqlkeep_common::tally::Tally;
 use sqlkeep_common::time::{Timestamp, duration_option};
 use sqlkeep_common::units::{human_bytes, human_duration};
 use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -44,7 +41,7 @@ pub fn command() -> clap::Command {
 }
 
 /// Settings shared by every snapshot of one run.
-struct Settings {
+pub(crate) struct Settings {
     out_dir: PathBuf,
     temporary: bool,
     method: Method,
@@ -54,7 +51,7 @@ struct Settings {
 }
 
 /// The settings of `--incremental`.
-struct Incremental {
+pub(crate) struct Incremental {
     root: PathBuf,
     levels: Levels,
     /// The snapshot is committed by this run: `-o DIR` with stdout not a
@@ -163,7 +160,7 @@ fn snapshot(
     log: &Log,
 ) -> Result<Record> {
     if let Some(inc) = &s.incremental {
-        return incremental_snapshot(target, s, inc, written, log);
+        return increment::snapshot(target, s, inc, written, log);
     }
     let started = Instant::now();
     sqlite::check_file(&target.path)?;
@@ -239,7 +236,7 @@ fn snapshot(
 }
 
 /// Refuses a second snapshot under one file name in a run.
-fn claim_name(written: &mut HashSet<PathBuf>, dest: &Path, db: &str) -> Result<()> {
+pub(crate) fn claim_name(written: &mut HashSet<PathBuf>, dest: &Path, db: &str) -> Result<()> {
     if !written.insert(dest.to_path_buf()) {
         return Err(fail(
             Exit::Failed,
@@ -252,302 +249,9 @@ fn claim_name(written: &mut HashSet<PathBuf>, dest: &Path, db: &str) -> Result<(
     Ok(())
 }
 
-/// What one incremental run took.
-struct Taken {
-    level: u8,
-    name: ObjectName,
-    dest: PathBuf,
-    written: Written,
-    copied: pages::Copied,
-    digests: Vec<u64>,
-    changed: Option<u32>,
-}
-
-/// An incremental snapshot: a delta against the committed state when the
-/// levels allow one, a full snapshot otherwise (see [`incremental`]).
-fn incremental_snapshot(
-    target: &Target,
-    s: &Settings,
-    inc: &Incremental,
-    written: &mut HashSet<PathBuf>,
-    log: &Log,
-) -> Result<Record> {
-    let started = Instant::now();
-    sqlite::check_file(&target.path)?;
-    let source = sqlite::canonical(&target.path)?;
-    let db = names::db_name_of(&target.path);
-    names::db_key(&db)?;
-    let meta = std::fs::metadata(&source)?;
-    let dir = StateDir::for_database(&inc.root, &source, &db)?;
-    let _lock = dir.lock()?;
-    let (previous, mut why_full) = committed_state(&dir, log, &target.label);
-    let conn = sqlite::open_read_only(&source, s.busy_timeout)?;
-    let mut taken_at = Timestamp::now();
-    let mut progress = progress_display(log, &target.label);
-    let mut taken = None;
-    if let Some(state) = &previous {
-        match incremental::plan(state, &inc.levels, taken_at, (meta.dev(), meta.ino())) {
-            Plan::Full(why) => why_full = why,
-            Plan::Delta(level) => {
-                match take_delta(&conn, s, &db, taken_at, state, level, &mut progress) {
-                    Ok(t) => taken = Some(t),
-                    Err(e) => match e.downcast_ref::<GiveUp>() {
-                        Some(gave_up) => {
-                            why_full = gave_up.0.clone();
-                            // The full snapshot reads in a new transaction:
-                            // it is of a later moment.
-                            taken_at = Timestamp::now();
-                        }
-                        None => return Err(sqlite::explain(e, &target.path, &s.out_dir)),
-                    },
-                }
-            }
-        }
-    }
-    let taken = match taken {
-        Some(t) => t,
-        None => take_full(&conn, s, &db, taken_at, &mut progress)
-            .map_err(|e| sqlite::explain(e, &target.path, &s.out_dir))?,
-    };
-    progress(0, 0);
-    drop(conn);
-    claim_name(written, &taken.dest, &db)?;
-
-    let own = Link {
-        object: taken.name.to_string(),
-        level: taken.level,
-        taken_at,
-        bytes: taken.written.stored.bytes,
-        sha256: taken.written.stored.sha256.clone(),
-        raw_bytes: taken.written.raw.bytes,
-        raw_sha256: taken.written.raw.sha256.clone(),
-    };
-    let (chain, diff_digests) = match (&previous, taken.level) {
-        (Some(state), level @ 1..) => (
-            incremental::chain_for(state, level, own),
-            incremental::diff_digests_after(state, level),
-        ),
-        _ => (vec![own], None),
-    };
-    let state = State {
-        header: state::Header {
-            db: db.clone(),
-            source: source.display().to_string(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-            page_size: taken.copied.page_size,
-            page_count: taken.copied.page_count,
-            chain: chain.clone(),
-        },
-        digests: taken.digests,
-        diff_digests,
-    };
-    let pending = dir.write_pending(&state)?;
-    if inc.commit_now {
-        dir.commit(
-            &taken.name.point,
-            &format!("local:{}", s.out_dir.display()),
-            None,
-        )?;
-    }
-
-    let kind = if taken.level == 0 { "full" } else { "delta" };
-    let detail = match taken.changed {
-        Some(changed) => format!(
-            "level-{} delta, {changed} of {} pages changed",
-            taken.level, taken.copied.page_count
-        ),
-        None => format!("full snapshot: {why_full}"),
-    };
-    log.ok(
-        &target.label,
-        &format!(
-            "{detail}, {} → {}, {}",
-            human_bytes(taken.written.raw.bytes),
-            human_bytes(taken.written.stored.bytes),
-            human_duration(started.elapsed())
-        ),
-    );
-    let mut record = Record::new("snapshot");
-    record
-        .set("db", db)
-        .set("source", source.display().to_string())
-        .set("path", taken.dest.display().to_string())
-        .set("taken_at", taken_at.rfc3339())
-        .set("bytes", taken.written.stored.bytes)
-        .set("sha256", taken.written.stored.sha256)
-        .set("raw_bytes", taken.written.raw.bytes)
-        .set("raw_sha256", taken.written.raw.sha256)
-        .set("page_size", taken.copied.page_size)
-        .set("page_count", taken.copied.page_count)
-        .set("compression", "zstd")
-        .set("method", "pages")
-        .set("sqlite_version", sqlite::library_version())
-        .set("kind", kind)
-        .set("level", taken.level);
-    match &taken.name.base {
-        Some(base) => {
-            record.set("base", base.stem());
-        }
-        None => {
-            record.set("full_reason", why_full);
-        }
-    }
-    if let Some(changed) = taken.changed {
-        record.set("changed_pages", changed);
-    }
-    record
-        .set(
-            "parent",
-            previous
-                .as_ref()
-                .and_then(|p| p.header.point().point())
-                .map(|p| serde_json::Value::from(p.stem()))
-                .unwrap_or(serde_json::Value::Null),
-        )
-        .set(
-            "chain",
-            serde_json::to_value(&chain).expect("links serialize"),
-        )
-        .set("state", pending.display().to_string());
-    if inc.commit_now {
-        record.set("committed", true);
-    }
-    if s.temporary {
-        record.set("temporary", true);
-    }
-    if let Some(carried) = &target.carried {
-        record.carry(carried);
-    }
-    Ok(record)
-}
-
-/// The committed state, or None and why a full snapshot is taken.
-fn committed_state(dir: &StateDir, log: &Log, label: &str) -> (Option<State>, String) {
-    let committed = match dir.committed() {
-        Ok(Some(c)) => c,
-        Ok(None) => return (None, "no committed state yet".into()),
-        Err(e) => {
-            log.warn(label, &format!("{e:#}; taking a full snapshot"));
-            return (None, "the committed state is unreadable".into());
-        }
-    };
-    let Some(point) = PointName::parse_stem(&committed.point) else {
-        log.warn(
-            label,
-            "committed.json names no point; taking a full snapshot",
-        );
-        return (None, "the committed state is unreadable".into());
-    };
-    match dir.load(&point) {
-        Ok(state) => (Some(state), String::new()),
-        Err(e) => {
-            log.warn(label, &format!("{e:#}; taking a full snapshot"));
-            (None, "the committed state is unreadable".into())
-        }
-    }
-}
-
-/// Takes a delta of `level` against `state`.
-fn take_delta(
-    conn: &rusqlite::Connection,
-    s: &Settings,
-    db: &str,
-    taken_at: Timestamp,
-    state: &State,
-    level: u8,
-    progress: &mut dyn FnMut(u32, u32),
-) -> Result<Taken> {
-    let (base, base_link) = incremental::base_point(state, level)?;
-    let provisional = s
-        .out_dir
-        .join(format!("{db}-{}{}", taken_at.stamp(), names::DELTA_EXT));
-    let compression = Compression {
-        level: Some(s.compression.level.unwrap_or(3)),
-        threads: s.compression.threads,
-    };
-    let mut sink = Sink::create(&provisional, compression)?;
-    let mut delta = DeltaPages::new(
-        state.base_digests(level),
-        state.header.page_size,
-        &base_link.raw_sha256,
-        &mut sink,
-    )?;
-    let copied = pages::read(conn, &mut delta, progress)?;
-    let digests = std::mem::take(&mut delta.digests);
-    let (changed, raw_sha256) = delta.finish()?;
-    let mut name = None;
-    let (mut written, dest) = sink
-        .commit(|w| {
-            let point = PointName::new(taken_at, &w.stored.sha256);
-            let object = ObjectName::delta(point, base.clone());
-            let dest = s.out_dir.join(names::object_file_name(db, &object));
-            name = Some(object);
-            dest
-        })
-        .with_context(|| format!("writing a delta in {}", s.out_dir.display()))?;
-    // The sink hashed the delta's own bytes; the record's raw digest is of
-    // the database state the delta completes.
-    written.raw = Digest {
-        sha256: raw_sha256,
-        bytes: u64::from(copied.page_count) * u64::from(copied.page_size),
-    };
-    Ok(Taken {
-        level,
-        name: name.expect("named on commit"),
-        dest,
-        written,
-        copied,
-        digests,
-        changed: Some(changed),
-    })
-}
-
-/// Takes a full snapshot, collecting page digests.
-fn take_full(
-    conn: &rusqlite::Connection,
-    s: &Settings,
-    db: &str,
-    taken_at: Timestamp,
-    progress: &mut dyn FnMut(u32, u32),
-) -> Result<Taken> {
-    let provisional = s.out_dir.join(names::snapshot_file_name(
-        db,
-        &PointName {
-            taken_at,
-            tag: None,
-        },
-        true,
-    ));
-    let compression = Compression {
-        level: Some(s.compression.level.unwrap_or(3)),
-        threads: s.compression.threads,
-    };
-    let mut sink = Sink::create(&provisional, compression)?;
-    let (copied, digests) = incremental::full(conn, &mut sink, progress)?;
-    let mut name = None;
-    let (written, dest) = sink
-        .commit(|w| {
-            let object = ObjectName::full(PointName::new(taken_at, &w.stored.sha256), true);
-            let dest = s.out_dir.join(names::object_file_name(db, &object));
-            name = Some(object);
-            dest
-        })
-        .with_context(|| format!("writing a snapshot in {}", s.out_dir.display()))?;
-    Ok(Taken {
-        level: 0,
-        name: name.expect("named on commit"),
-        dest,
-        written,
-        copied,
-        digests,
-        changed: None,
-    })
-}
-
 /// A progress callback: a percentage on stderr when it is a terminal,
 /// nothing otherwise. Called with (0, 0) to clear the line.
-fn progress_display<'a>(log: &'a Log, label: &'a str) -> impl FnMut(u32, u32) + 'a {
+pub(crate) fn progress_display<'a>(log: &'a Log, label: &'a str) -> impl FnMut(u32, u32) + 'a {
     let interactive = log.interactive();
     move |done, total| {
         if !interactive {
