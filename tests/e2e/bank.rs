@@ -28,8 +28,23 @@ impl Writer {
         Writer::start_with(db, journal_mode, None)
     }
 
+    /// Starts a writer committing at most about `per_second` times a
+    /// second: a test of hundreds of rounds keeps its database small.
+    pub fn start_paced(db: &Path, journal_mode: &str, per_second: u32) -> Writer {
+        Writer::spawn(db, journal_mode, None, Some(per_second))
+    }
+
     /// Starts the writer with an auto_vacuum mode and cache churn.
     pub fn start_with(db: &Path, journal_mode: &str, auto_vacuum: Option<&str>) -> Writer {
+        Writer::spawn(db, journal_mode, auto_vacuum, None)
+    }
+
+    fn spawn(
+        db: &Path,
+        journal_mode: &str,
+        auto_vacuum: Option<&str>,
+        pace: Option<u32>,
+    ) -> Writer {
         let mut child = Command::new("python3")
             .arg(helper("bank_writer.py"))
             .arg(db)
@@ -37,6 +52,7 @@ impl Writer {
             .arg(INITIAL.to_string())
             .arg(journal_mode)
             .args(auto_vacuum)
+            .env("BANK_PACE", pace.unwrap_or(0).to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -14,11 +14,14 @@ With AUTO_VACUUM (none, full, incremental) it also churns a `cache` table
 the way Solid Cache does: every transfer inserts a 2 KiB entry and deletes
 the oldest beyond 50, so freed pages keep appearing for maintenance.
 
-It prints "ready" once set up, then "committed N" every 25 commits, so a
+With BANK_PACE=N in the environment it commits at most about N times a
+second (a long test keeps its database small; the tests still wait on the
+writer's lines, never on time). It prints "ready" once set up, then "committed N" every 25 commits, so a
 test can wait for progress by reading lines (no sleeps). It stops when
 stdin closes, printing "done N errors E", and exits 1 if any write failed.
 """
 
+import os
 import random
 import sqlite3
 import sys
@@ -43,6 +46,7 @@ if auto_vacuum:
 conn.execute("COMMIT")
 
 stop = threading.Event()
+pace = float(os.environ.get("BANK_PACE", "0"))
 
 
 def watch_stdin():
@@ -74,6 +78,8 @@ while not stop.is_set():
         committed += 1
         if committed % 25 == 0:
             print(f"committed {committed}", flush=True)
+        if pace:
+            stop.wait(1 / pace)
     except sqlite3.Error as e:
         errors += 1
         print(f"error {e} ({getattr(e, 'sqlite_errorname', '?')})", file=sys.stderr, flush=True)
