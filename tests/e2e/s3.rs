@@ -303,7 +303,7 @@ fn failed_pushes_leave_the_previous_state() {
     let s = Scratch::new();
     let (server, proxy, env) = S3Server::start_behind_proxy(s.path());
     let remote = format!("s3://{BUCKET}/db");
-    make_big_db(&s.join("app.sqlite3"), 12);
+    make_big_db(&s.join("app.sqlite3"), 20);
     let first = s.snap("one", "app.sqlite3");
     s.tool("bucket-push")
         .arg(&remote)

@@ -186,7 +186,7 @@ fn days_that_do_not_exist_are_refused_everywhere() {
 
 /// A snapshot stored in parts, from a big database.
 fn big_snapshot(s: &Scratch) -> serde_json::Value {
-    make_big_db(&s.join("big.sqlite3"), 16);
+    make_big_db(&s.join("big.sqlite3"), 20);
     s.snap("snaps", "big.sqlite3").record()
 }
 
