@@ -863,6 +863,9 @@ def main() -> int:
         d.mkdir(parents=True)
     for p in (B.db, Path(f"{B.db}-wal"), Path(f"{B.db}-shm")):
         p.unlink(missing_ok=True)
+    # Litestream's local metadata beside the database: a previous run's
+    # would be taken for this copy's.
+    shutil.rmtree(B.base / f".{B.db.name}-litestream", ignore_errors=True)
     log(f"copying {src.name} to {B.db}")
     shutil.copyfile(src, B.db)
     B.page_size, B.page_count = db_pages(B.db)
@@ -915,6 +918,11 @@ def main() -> int:
     shutil.rmtree(B.scratch, ignore_errors=True)
     for p in (B.db, Path(f"{B.db}-wal"), Path(f"{B.db}-shm")):
         p.unlink(missing_ok=True)
+    shutil.rmtree(B.base / f".{B.db.name}-litestream", ignore_errors=True)
+    try:
+        B.base.rmdir()
+    except OSError:
+        pass
     return 0
 
 
