@@ -157,8 +157,19 @@ impl State {
         if at != body.len() {
             return Err("bytes after its digests".into());
         }
-        if header.chain.is_empty() || digests.len() != header.page_count as usize {
+        if header.chain.first().is_none_or(|l| l.level != 0)
+            || digests.len() != header.page_count as usize
+        {
             return Err("its chain or page count does not match its digests".into());
+        }
+        // A level-2 point keeps its diff base's digests: without them a
+        // level-1 delta would be compared with the wrong state.
+        let needs_diff = header.point().level == 2;
+        let diff_pages = header.diff_base().raw_bytes / u64::from(header.page_size.max(1));
+        match &diff_digests {
+            Some(d) if needs_diff && d.len() as u64 == diff_pages => {}
+            None if !needs_diff => {}
+            _ => return Err("its diff base's digests do not match its chain".into()),
         }
         Ok(State {
             header,
@@ -423,6 +434,16 @@ mod tests {
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
         assert!(State::decode(&flipped).is_err());
+
+        // A level-2 point must carry its diff base's digests.
+        let mut level2 = state();
+        let mut link = level2.header.chain[0].clone();
+        link.level = 2;
+        link.taken_at = Timestamp::from_unix(link.taken_at.unix() + 60);
+        level2.header.chain.push(link);
+        assert!(State::decode(&level2.encode()).is_err());
+        level2.diff_digests = Some(vec![7, 8, 9]);
+        assert_eq!(State::decode(&level2.encode()).unwrap(), level2);
     }
 
     #[test]

@@ -59,10 +59,21 @@ pub fn before(inc: &Increment, remote: &str) -> Result<Before> {
     let here = committed.as_ref().filter(|c| c.remote == remote);
     let state_file = pending.dir.state_path(&pending.point);
     if inc.base.is_none() {
-        sqlkeep_common::regular::check_regular(&state_file)?;
+        // A full snapshot restores on its own: it is stored even when a
+        // newer commit already tidied its state away (then nothing is
+        // committed after it).
+        // Moved without a read only when newer than the committed point;
+        // an older full goes through the read-compare-write, so
+        // latest.json never moves back.
+        let latest_tag = here
+            .filter(|c| {
+                PointName::parse_stem(&c.point).is_some_and(|p| p.taken_at < pending.point.taken_at)
+            })
+            .and_then(|c| c.latest_tag.clone());
+        let pending = state_file.exists().then_some(pending);
         return Ok(Before::Store {
-            latest_tag: here.and_then(|c| c.latest_tag.clone()),
-            pending: Some(pending),
+            latest_tag,
+            pending,
         });
     }
     if let Some(c) = &committed
