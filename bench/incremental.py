@@ -254,25 +254,6 @@ class Proxy(sync.CountingProxy):
             self._counts[kind] += 1
             self._counts["bytes-up"] += n
 
-    def _serve(self, client: socket.socket) -> None:  # sync.CountingProxy._serve, with _request
-        self._add("connections")
-        try:
-            upstream = socket.create_connection(self.upstream, timeout=30)
-            upstream.settimeout(None)
-        except OSError:
-            self._add("proxy-errors")
-            client.close()
-            return
-        for s in (client, upstream):
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        parser = sync.RequestParser(self._request, lambda: self._add("unparsed"))
-        back = threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True)
-        back.start()
-        self._pump(client, upstream, parser)
-        back.join()
-        client.close()
-        upstream.close()
-
     def peek(self) -> collections.Counter:
         with self._lock:
             return collections.Counter(self._counts)

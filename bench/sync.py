@@ -438,6 +438,10 @@ class CountingProxy:
         with self._lock:
             self._counts[kind] += 1
 
+    def _request(self, method: str, target: str, headers: dict[str, str]) -> None:
+        """Counts one parsed request (a subclass may count more of it)."""
+        self._add(classify(method, target, headers))
+
     def _accept(self) -> None:
         while True:
             try:
@@ -457,9 +461,7 @@ class CountingProxy:
             return
         for s in (client, upstream):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        parser = RequestParser(
-            lambda m, t, h: self._add(classify(m, t, h)),
-            lambda: self._add("unparsed"))
+        parser = RequestParser(self._request, lambda: self._add("unparsed"))
         back = threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True)
         back.start()
         self._pump(client, upstream, parser)
