@@ -374,9 +374,9 @@ impl StateDir {
         }
     }
 
-    /// Removes the state files older than `committed`: no run will take
-    /// a delta against them again. Newer ones may still be committed by a
-    /// push in flight.
+    /// Removes the state files taken before `committed`'s second: no run
+    /// will take a delta against them again. Newer ones may still be
+    /// committed by a push in flight.
     pub fn tidy(&self, committed: &PointName) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
@@ -386,7 +386,9 @@ impl StateDir {
             let Some(point) = name.strip_suffix(STATE_EXT).and_then(PointName::parse_stem) else {
                 continue;
             };
-            if point < *committed {
+            // Points of one second order by checksum, not by time: a state
+            // of the committed point's second may be newer, and stays.
+            if point.taken_at < committed.taken_at {
                 let _ = std::fs::remove_file(entry.path());
             }
         }

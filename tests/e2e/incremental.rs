@@ -669,3 +669,111 @@ fn sqlite_verify_in_the_pipe_passes_deltas_on() {
         .success();
     assert_eq!(crate::support::count(&restored, "users"), 52);
 }
+
+/// On a server that enforces `If-Match` (moto): a push that moved
+/// `latest.json` and died before it committed (its commit undone here,
+/// which is exactly what such a kill leaves) does not stop the next
+/// increment from moving `latest.json` (1 GET and 1 PUT more: the lost
+/// condition, then its sibling replaced). Another writer's `latest.json`
+/// is left alone: the delta is stored, the state forgotten, and the next
+/// run is a full snapshot.
+#[test]
+fn latest_json_after_a_push_killed_before_its_commit_and_after_another_writer() {
+    let s = Scratch::new();
+    let (_moto, proxy, env) = crate::s3server::MotoServer::start_behind_proxy();
+    let db = s.join("bank.sqlite3");
+    let mut writer = Writer::start_paced(&db, "wal", PACE);
+    let chain = Chain::new(&s, &db, format!("s3://{BUCKET}/db"), env);
+    writer.wait_for(10);
+    chain.push(&chain.snap(), &[]).success();
+    let state_dir = std::fs::read_dir(&chain.state)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let files = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect()
+    };
+    let before = files(&state_dir);
+
+    writer.wait_for(writer.committed + 10);
+    let killed = chain.snap();
+    chain.push(&killed, &[]).success();
+    // Undo its commit (committed.json, and the tidying of older states).
+    for (path, bytes) in &before {
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    writer.wait_for(writer.committed + 10);
+    let next = chain.snap();
+    assert_eq!(
+        next["parent"], killed["parent"],
+        "taken against the same commit"
+    );
+    proxy.reset_seen();
+    let pushed = chain.push(&next, &[]).success().record();
+    assert_eq!(pushed["latest"], true, "{pushed}");
+    let latest_puts: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.target.ends_with("latest.json"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        latest_puts,
+        [Some(412), Some(200)],
+        "the lost condition, then the replace"
+    );
+    let (run, restored) = chain.pull("bank", "r.sqlite3");
+    run.success();
+    assert_eq!(
+        sha256_file(&restored),
+        pushed["raw_sha256"].as_str().unwrap()
+    );
+
+    // Another writer: a plain snapshot of another database pushed as this
+    // one's newest point.
+    let other = s.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let foreign_db = other.join("bank.sqlite3");
+    crate::support::make_db(&foreign_db, 5, false);
+    let mut foreign = s
+        .tool("sqlite-snap")
+        .arg(&foreign_db)
+        .run()
+        .success()
+        .record();
+    // Newer than any point of ours, whatever the second: points in one
+    // second order by checksum.
+    let later = sqlkeep_common::time::Timestamp::now().unix() + 3600;
+    foreign["taken_at"] = sqlkeep_common::time::Timestamp::from_unix(later)
+        .rfc3339()
+        .into();
+    s.tool("bucket-push")
+        .arg(&chain.remote)
+        .envs(&chain.env)
+        .stdin(format!("{foreign}\n"))
+        .run()
+        .success();
+    writer.wait_for(writer.committed + 10);
+    let after = chain.snap();
+    assert_eq!(after["kind"], "delta");
+    let out = chain
+        .push(&after, &[])
+        .success()
+        .stderr_has("changed by another writer")
+        .record();
+    assert_eq!(
+        (out["latest"].clone(), out["committed"].clone()),
+        (false.into(), false.into())
+    );
+    writer.wait_for(writer.committed + 10);
+    let full = chain.snap();
+    assert_eq!(full["kind"], "full", "the state was forgotten");
+    writer.stop();
+}

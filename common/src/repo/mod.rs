@@ -275,8 +275,49 @@ impl Repository {
             .put_if(&key, manifest.to_text().as_bytes(), &condition)
         {
             Ok(new_tag) => Ok((LatestMove::Moved, false, new_tag)),
-            Err(e) if is_conflict(&e) || is_missing(&e) => Ok((LatestMove::Changed, false, None)),
+            Err(e) if is_conflict(&e) || is_missing(&e) => self.replace_sibling(&key, manifest),
             Err(e) => Err(e.context(format!("storing {}", self.store.url(&key)))),
+        }
+    }
+
+    /// After a lost `If-Match`: when `latest.json` names a sibling of this
+    /// point (taken against the same parent: a push of ours that stored
+    /// it and was killed before it committed), and not a newer one, it is
+    /// replaced after all (1 GET, 1 PUT). Anything else is another
+    /// writer's: left alone.
+    fn replace_sibling(
+        &self,
+        key: &Key,
+        manifest: &SnapshotManifest,
+    ) -> Result<(LatestMove, bool, Option<String>)> {
+        let url = self.store.url(key);
+        let changed = Ok((LatestMove::Changed, false, None));
+        let fetched = match self.store.fetch(key, MANIFEST_MAX) {
+            Ok(fetched) => fetched,
+            Err(e) if is_missing(&e) => return changed,
+            Err(e) => return Err(e.context(format!("reading {url}"))),
+        };
+        let Ok(theirs) = SnapshotManifest::parse(&fetched.bytes, &url) else {
+            return changed;
+        };
+        let parent = |m: &SnapshotManifest| {
+            m.extra
+                .get("parent")
+                .and_then(|p| p.as_str())
+                .map(str::to_string)
+        };
+        let sibling = parent(&theirs).is_some() && parent(&theirs) == parent(manifest);
+        if !sibling || theirs.taken_at > manifest.taken_at {
+            return changed;
+        }
+        let condition = Condition::unchanged_since(Some(&fetched));
+        match self
+            .store
+            .put_if(key, manifest.to_text().as_bytes(), &condition)
+        {
+            Ok(tag) => Ok((LatestMove::Moved, false, tag)),
+            Err(e) if is_conflict(&e) => changed,
+            Err(e) => Err(e.context(format!("storing {url}"))),
         }
     }
 

@@ -65,9 +65,14 @@ pub fn before(inc: &Increment, remote: &str) -> Result<Before> {
         // Moved without a read only when newer than the committed point;
         // an older full goes through the read-compare-write, so
         // latest.json never moves back.
+        // A full taken against the committed point is newer than it, even
+        // within the same second (names in one second order by checksum).
+        let parent = inc.parent.as_ref().map(PointName::stem);
         let latest_tag = here
             .filter(|c| {
-                PointName::parse_stem(&c.point).is_some_and(|p| p.taken_at < pending.point.taken_at)
+                Some(&c.point) == parent.as_ref()
+                    || PointName::parse_stem(&c.point)
+                        .is_some_and(|p| p.taken_at < pending.point.taken_at)
             })
             .and_then(|c| c.latest_tag.clone());
         let pending = state_file.exists().then_some(pending);
