@@ -10,7 +10,7 @@
 //!
 //! 1. [`exit`]: exit codes and the error kinds callers tell apart.
 //! 2. [`units`], [`time`], [`digest`], [`compress`], [`record`], [`key`],
-//!    [`delta`].
+//!    [`delta`], [`crypt`].
 //! 3. [`log`], [`debris`], [`regular`], [`input`], [`address`].
 //! 4. [`atomic`], [`lock`], [`confine`], [`tally`], [`private_dir`],
 //!    [`sqlite`], [`discover`], [`open_files`].
@@ -25,6 +25,7 @@ pub mod atomic;
 pub mod cli;
 pub mod compress;
 pub mod confine;
+pub mod crypt;
 pub mod debris;
 pub mod delta;
 pub mod digest;
