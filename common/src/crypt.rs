@@ -9,6 +9,15 @@
 //! people who want one secret; age does not mix it with other recipients.
 //!
 //! Secrets never reach a message: errors name files and public keys only.
+//!
+//! Where it is meant to sit, so that no plaintext copy is ever made: in
+//! `sqlite-snap`'s sink between zstd and the stored-bytes hash (pages →
+//! SHA-256 raw → zstd → age → SHA-256 stored → file), so `raw_sha256`
+//! proves the data and `sha256` catches a tampered object before any
+//! decrypted byte is used; and in the restore between the stored-bytes
+//! hash and zstd. The download is push-based (`Store::get` writes) and age
+//! decrypts from a reader, so the restore needs a pipe and a thread
+//! between the two.
 
 use crate::exit::{Exit, fail};
 use age::secrecy::SecretString;
