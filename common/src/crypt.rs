@@ -212,6 +212,54 @@ impl Identities {
     }
 }
 
+/// Runs `produce` (a download writing the ciphertext) on a thread while
+/// the ciphertext is decrypted into `out` on this one, through a pipe:
+/// the restore stream is push-based and age decrypts from a reader. No
+/// copy touches the disk; memory is the pipe's and age's 64 KiB chunk.
+/// The error of `produce` wins over the decryption's (a failed download
+/// also ends the ciphertext early), unless it is only the broken pipe the
+/// failed decryption left it.
+pub fn decrypt_while<T: Send>(
+    identities: &Identities,
+    encrypted_to: &[String],
+    what: &str,
+    out: &mut dyn Write,
+    produce: impl FnOnce(&mut dyn Write) -> Result<T> + Send,
+) -> Result<T> {
+    let (reader, mut writer) = std::io::pipe().context("creating a pipe")?;
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let result = produce(&mut writer);
+            drop(writer);
+            result
+        });
+        let decrypted = identities
+            .decrypt(reader, encrypted_to, what)
+            .and_then(|mut plain| {
+                std::io::copy(&mut plain, out).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        fail(
+                            Exit::Failed,
+                            format!("{what}: damaged or tampered ciphertext ({e})"),
+                        )
+                    } else {
+                        anyhow::Error::new(e).context("writing decrypted data")
+                    }
+                })
+            });
+        // Whatever happened, the producer must not block on a full pipe:
+        // the reader end is gone once `decrypted` is done with it.
+        let produced = producer.join().expect("the download thread does not panic");
+        match (produced, decrypted) {
+            (Ok(value), Ok(_)) => Ok(value),
+            // The decryption stopped reading first; its error is the cause.
+            (Err(p), Err(d)) if crate::exit::is_broken_pipe(&p) => Err(d),
+            (Err(p), _) => Err(p),
+            (Ok(_), Err(d)) => Err(d),
+        }
+    })
+}
+
 /// True for a mode that lets group or others read.
 pub fn loose_permissions(mode: u32) -> bool {
     mode & 0o044 != 0
@@ -359,6 +407,49 @@ mod tests {
         let (_, public) = keypair();
         r.add_key(&public, "test").unwrap();
         assert!(r.encrypt(Vec::new()).is_err(), "age does not mix the two");
+    }
+
+    #[test]
+    fn decrypting_a_pushed_stream() {
+        let (id, public) = keypair();
+        let mut r = Recipients::new();
+        r.add_key(&public, "test").unwrap();
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let sealed = encrypt(&r, &data);
+        let mut ids = Identities::new();
+        ids.list.push(Box::new(id));
+        let mut out = Vec::new();
+        let n = decrypt_while(&ids, &r.public(), "obj", &mut out, |w| {
+            for piece in sealed.chunks(7777) {
+                w.write_all(piece)?;
+            }
+            Ok(sealed.len())
+        })
+        .unwrap();
+        assert_eq!((n, out), (sealed.len(), data.clone()));
+
+        // A download that fails half-way reports its own error.
+        let mut out = Vec::new();
+        let err = decrypt_while(&ids, &r.public(), "obj", &mut out, |w| {
+            w.write_all(&sealed[..sealed.len() / 2])?;
+            Err::<(), _>(anyhow::anyhow!("connection reset"))
+        })
+        .unwrap_err();
+        assert_eq!(format!("{err}"), "connection reset");
+
+        // A tampered byte: exit 1, never the whole plaintext.
+        let mut bad = sealed.clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 1;
+        let mut out = Vec::new();
+        let err = decrypt_while(&ids, &r.public(), "obj", &mut out, |w| {
+            w.write_all(&bad)?;
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(crate::exit::exit_of(&err), Exit::Failed, "{err}");
+        assert!(format!("{err}").contains("tampered"), "{err}");
+        assert!(out.len() < data.len());
     }
 
     #[test]

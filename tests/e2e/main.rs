@@ -9,6 +9,7 @@ mod races;
 mod s3server;
 mod support;
 
+mod age_cli;
 mod bad_input;
 mod bank;
 mod consistency;
