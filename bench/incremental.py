@@ -96,7 +96,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchlib import (common_args, run_main, MiB, Runner, Server, clean_env, cpu_model, die, first_line,
+from benchlib import (stop_process, vm_hwm_kib, common_args, run_main, MiB, Runner, Server, clean_env, cpu_model, die, first_line,
                       log, nproc, resolve_rclone, sha256_of, tool_envs, wait_for_build, KEY, SECRET)
 import snapshot
 import sync
@@ -287,24 +287,8 @@ class Moto:
                 time.sleep(0.3)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
-
-
-def vm_hwm_kib(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 # --------------------------------------------------------------------------

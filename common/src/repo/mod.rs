@@ -99,8 +99,8 @@ pub enum LatestMove {
     KeptNewer(Timestamp),
     /// It already named this very snapshot.
     Unchanged,
-    /// It changed since this chain's previous point was stored (another
-    /// writer): left alone, unread.
+    /// Another writer changed it since this chain's previous point was
+    /// stored: left alone.
     Changed,
 }
 

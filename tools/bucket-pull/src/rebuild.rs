@@ -14,14 +14,14 @@ use anyhow::{Context, Result};
 use sqlkeep_common::atomic::{AtomicFile, parent_dir};
 use sqlkeep_common::compress::decoder;
 use sqlkeep_common::delta;
-use sqlkeep_common::digest::{Digest, HashReader, HashWriter, hex, sha256_bytes};
+use sqlkeep_common::digest::{Digest, HashWriter, file_digest, hex, sha256_bytes};
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::key::Key;
 use sqlkeep_common::private_dir::ScratchFile;
 use sqlkeep_common::repo::chain::Link;
 use sqlkeep_common::store::Store;
 use std::fs::File;
-use std::io::{BufWriter, Seek, Write};
+use std::io::{BufWriter, Seek};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -100,7 +100,7 @@ pub fn rebuild(store: &dyn Store, links: &[(Key, Link)], file: &mut AtomicFile) 
             ));
         }
     }
-    hash_file(file.file())
+    file_digest(file.temp_path()).context("reading the rebuilt database")
 }
 
 /// Downloads one delta into a scratch file in `dir`, checked against its
@@ -150,14 +150,4 @@ fn page_size_of(file: &File) -> Result<u32> {
         ));
     }
     Ok(size)
-}
-
-/// The SHA-256 of a whole file, read from the start.
-fn hash_file(mut file: &File) -> Result<Digest> {
-    file.rewind()?;
-    let mut reader = HashReader::new(std::io::BufReader::with_capacity(1 << 20, file));
-    std::io::copy(&mut reader, &mut std::io::sink()).context("reading the rebuilt database")?;
-    let digest = reader.finish();
-    file.flush().ok();
-    Ok(digest)
 }

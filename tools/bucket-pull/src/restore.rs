@@ -180,16 +180,12 @@ pub fn restore(located: &Located, target: &Path, mode: u32, log: &Log) -> Result
             }
         }
         _ => {
-            let restored = download(
-                located.repo.store(),
-                located.object(),
-                &Expected::of(located),
-                &mut file,
-            )?;
+            let expected = Expected::of(located);
+            let restored = download(located.repo.store(), located.object(), &expected, &mut file)?;
             check(
                 "raw_sha256",
                 "raw_bytes",
-                Expected::of(located).raw.as_ref(),
+                expected.raw.as_ref(),
                 &restored.raw,
             )?;
             restored

@@ -3,10 +3,14 @@
 //! delta is impossible or worthless), write the new state as pending, and
 //! build the record that carries it to `bucket-push`.
 
+use crate::cli::Method;
 use crate::incremental::{self, DeltaPages, GiveUp, Plan};
 use crate::pages;
-use crate::sink::{Compression, Sink, Written};
-use crate::{Incremental, Settings, claim_name, progress_display};
+use crate::sink::{Sink, Written};
+use crate::{
+    Incremental, Settings, Snapshot, claim_name, finish_record, identify, progress_display,
+    snapshot_record,
+};
 use anyhow::{Context, Result};
 use sqlkeep_common::digest::Digest;
 use sqlkeep_common::discover::Target;
@@ -44,10 +48,7 @@ pub(crate) fn snapshot(
     log: &Log,
 ) -> Result<Record> {
     let started = Instant::now();
-    sqlite::check_file(&target.path)?;
-    let source = sqlite::canonical(&target.path)?;
-    let db = names::db_name_of(&target.path);
-    names::db_key(&db)?;
+    let (source, db) = identify(target)?;
     let meta = std::fs::metadata(&source)?;
     let dir = StateDir::for_database(&inc.root, &source, &db)?;
     let _lock = dir.lock()?;
@@ -139,23 +140,17 @@ pub(crate) fn snapshot(
             human_duration(started.elapsed())
         ),
     );
-    let mut record = Record::new("snapshot");
-    record
-        .set("db", db)
-        .set("source", source.display().to_string())
-        .set("path", taken.dest.display().to_string())
-        .set("taken_at", taken_at.rfc3339())
-        .set("bytes", taken.written.stored.bytes)
-        .set("sha256", taken.written.stored.sha256)
-        .set("raw_bytes", taken.written.raw.bytes)
-        .set("raw_sha256", taken.written.raw.sha256)
-        .set("page_size", taken.copied.page_size)
-        .set("page_count", taken.copied.page_count)
-        .set("compression", "zstd")
-        .set("method", "pages")
-        .set("sqlite_version", sqlite::library_version())
-        .set("kind", kind)
-        .set("level", taken.level);
+    let mut record = snapshot_record(&Snapshot {
+        db: &db,
+        source: &source,
+        dest: &taken.dest,
+        taken_at,
+        written: &taken.written,
+        copied: taken.copied,
+        compressed: true,
+        method: Method::Pages,
+    });
+    record.set("kind", kind).set("level", taken.level);
     match &taken.name.base {
         Some(base) => {
             record.set("base", base.stem());
@@ -184,13 +179,7 @@ pub(crate) fn snapshot(
     if inc.commit_now {
         record.set("committed", true);
     }
-    if s.temporary {
-        record.set("temporary", true);
-    }
-    if let Some(carried) = &target.carried {
-        record.carry(carried);
-    }
-    Ok(record)
+    Ok(finish_record(record, s, target))
 }
 
 /// The committed state, or None and why a full snapshot is taken.
@@ -233,11 +222,7 @@ fn take_delta(
     let provisional = s
         .out_dir
         .join(format!("{db}-{}{}", taken_at.stamp(), names::DELTA_EXT));
-    let compression = Compression {
-        level: Some(s.compression.level.unwrap_or(3)),
-        threads: s.compression.threads,
-    };
-    let mut sink = Sink::create(&provisional, compression)?;
+    let mut sink = Sink::create(&provisional, s.compression)?;
     let mut delta = DeltaPages::new(
         state.base_digests(level),
         state.header.page_size,
@@ -290,11 +275,7 @@ fn take_full(
         },
         true,
     ));
-    let compression = Compression {
-        level: Some(s.compression.level.unwrap_or(3)),
-        threads: s.compression.threads,
-    };
-    let mut sink = Sink::create(&provisional, compression)?;
+    let mut sink = Sink::create(&provisional, s.compression)?;
     let (copied, digests) = incremental::full(conn, &mut sink, progress)?;
     let mut name = None;
     let (written, dest) = sink

@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use clap::CommandFactory;
 use cli::{Args, Method};
 use incremental::Levels;
-use sink::{Compression, Sink};
+use sink::{Compression, Sink, Written};
 use sqlkeep_common::discover::{self, Target};
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::input::inputs;
@@ -163,10 +163,7 @@ fn snapshot(
         return increment::snapshot(target, s, inc, written, log);
     }
     let started = Instant::now();
-    sqlite::check_file(&target.path)?;
-    let source = sqlite::canonical(&target.path)?;
-    let db = names::db_name_of(&target.path);
-    names::db_key(&db)?;
+    let (source, db) = identify(target)?;
     let conn = sqlite::open_read_only(&source, s.busy_timeout)?;
 
     let taken_at = Timestamp::now();
@@ -211,28 +208,71 @@ fn snapshot(
             human_duration(started.elapsed())
         ),
     );
+    let record = snapshot_record(&Snapshot {
+        db: &db,
+        source: &source,
+        dest: &dest,
+        taken_at,
+        written: &digests,
+        copied,
+        compressed,
+        method: s.method,
+    });
+    Ok(finish_record(record, s, target))
+}
+
+/// The database a target names: its canonical path and its name in a
+/// remote (checked to be one).
+pub(crate) fn identify(target: &Target) -> Result<(PathBuf, String)> {
+    sqlite::check_file(&target.path)?;
+    let source = sqlite::canonical(&target.path)?;
+    let db = names::db_name_of(&target.path);
+    names::db_key(&db)?;
+    Ok((source, db))
+}
+
+/// What every `snapshot` record says, incremental or not.
+pub(crate) struct Snapshot<'a> {
+    pub(crate) db: &'a str,
+    pub(crate) source: &'a Path,
+    pub(crate) dest: &'a Path,
+    pub(crate) taken_at: Timestamp,
+    pub(crate) written: &'a Written,
+    pub(crate) copied: pages::Copied,
+    pub(crate) compressed: bool,
+    pub(crate) method: Method,
+}
+
+/// The record's common fields, in the contract's order; the caller adds
+/// its own, then [`finish_record`].
+pub(crate) fn snapshot_record(t: &Snapshot<'_>) -> Record {
     let mut record = Record::new("snapshot");
     record
-        .set("db", db)
-        .set("source", source.display().to_string())
-        .set("path", dest.display().to_string())
-        .set("taken_at", taken_at.rfc3339())
-        .set("bytes", digests.stored.bytes)
-        .set("sha256", digests.stored.sha256)
-        .set("raw_bytes", digests.raw.bytes)
-        .set("raw_sha256", digests.raw.sha256)
-        .set("page_size", copied.page_size)
-        .set("page_count", copied.page_count)
-        .set("compression", if compressed { "zstd" } else { "none" })
-        .set("method", s.method.name())
+        .set("db", t.db)
+        .set("source", t.source.display().to_string())
+        .set("path", t.dest.display().to_string())
+        .set("taken_at", t.taken_at.rfc3339())
+        .set("bytes", t.written.stored.bytes)
+        .set("sha256", t.written.stored.sha256.as_str())
+        .set("raw_bytes", t.written.raw.bytes)
+        .set("raw_sha256", t.written.raw.sha256.as_str())
+        .set("page_size", t.copied.page_size)
+        .set("page_count", t.copied.page_count)
+        .set("compression", if t.compressed { "zstd" } else { "none" })
+        .set("method", t.method.name())
         .set("sqlite_version", sqlite::library_version());
+    record
+}
+
+/// Marks a temporary snapshot and carries the input record's fields on.
+pub(crate) fn finish_record(mut record: Record, s: &Settings, target: &Target) -> Record {
     if s.temporary {
         record.set("temporary", true);
     }
     if let Some(carried) = &target.carried {
         record.carry(carried);
     }
-    Ok(record)
+    record
 }
 
 /// Refuses a second snapshot under one file name in a run.
