@@ -51,14 +51,28 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// The default state root: `$XDG_STATE_HOME/sqlkeep`, `/var/lib/sqlkeep`
 /// for root, else `~/.local/state/sqlkeep`.
 pub fn default_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    root_for(
+        std::env::var_os("XDG_STATE_HOME"),
+        uid,
+        std::env::var_os("HOME"),
+    )
+}
+
+/// [`default_root`] for these environment values and user.
+fn root_for(
+    xdg_state_home: Option<std::ffi::OsString>,
+    uid: u32,
+    home: Option<std::ffi::OsString>,
+) -> PathBuf {
+    if let Some(dir) = xdg_state_home.filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("sqlkeep");
     }
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } == 0 {
+    if uid == 0 {
         return PathBuf::from("/var/lib/sqlkeep");
     }
-    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+    match home.filter(|d| !d.is_empty()) {
         Some(home) => PathBuf::from(home).join(".local/state/sqlkeep"),
         None => PathBuf::from("/var/lib/sqlkeep"),
     }
@@ -423,6 +437,24 @@ mod tests {
             digests: vec![1, 2, 3],
             diff_digests: None,
         }
+    }
+
+    #[test]
+    fn the_default_root_follows_xdg_then_root_then_home() {
+        let os = |s: &str| Some(std::ffi::OsString::from(s));
+        assert_eq!(
+            root_for(os("/x"), 0, os("/home/a")),
+            Path::new("/x/sqlkeep")
+        );
+        assert_eq!(
+            root_for(os(""), 0, os("/home/a")),
+            Path::new("/var/lib/sqlkeep")
+        );
+        assert_eq!(
+            root_for(None, 1000, os("/home/a")),
+            Path::new("/home/a/.local/state/sqlkeep")
+        );
+        assert_eq!(root_for(None, 1000, None), Path::new("/var/lib/sqlkeep"));
     }
 
     #[test]

@@ -126,3 +126,47 @@ fn a_full_disk_is_named_in_every_tool() {
     no_debris("blob-sync", &left);
     assert!(Path::new(&snapshot).exists());
 }
+
+/// A point of an incremental chain restored onto a full disk: the full
+/// snapshot and the deltas (downloaded beside the target) do not fit. The
+/// disk is named, nothing of ours is left, and the old file is untouched.
+#[test]
+fn a_chain_restore_onto_a_full_disk_leaves_the_old_file() {
+    let s = Scratch::new();
+    make_big_db(&s.join("big.sqlite3"), 6);
+    let step = |sql: &str| {
+        if !sql.is_empty() {
+            rusqlite::Connection::open(s.join("big.sqlite3"))
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap();
+        }
+        let snap = s
+            .tool("sqlite-snap")
+            .args(["--incremental", "--state-dir", "state", "big.sqlite3"])
+            .run()
+            .success();
+        s.tool("bucket-push")
+            .arg("remote")
+            .stdin(snap.stdout())
+            .run()
+            .success()
+            .record()
+    };
+    step("");
+    let last = step("INSERT INTO blobs (data) VALUES (randomblob(1048576))");
+    assert_eq!(
+        last["chain"].as_array().unwrap().len(),
+        2,
+        "a full and a delta"
+    );
+    let (code, text, left, kept) = full(
+        &s,
+        "echo previous > tiny/old.sqlite3",
+        "bucket-pull remote/big --force -o tiny/old.sqlite3",
+    );
+    assert_eq!(code, 1, "{text}");
+    says_full("bucket-pull of a chain", &text);
+    no_debris("bucket-pull of a chain", &left);
+    assert_eq!(kept, "previous\n", "the old file was touched");
+}

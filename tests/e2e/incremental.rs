@@ -48,11 +48,17 @@ impl<'a> Chain<'a> {
 
     /// `sqlite-snap --incremental` alone; its record.
     fn snap(&self) -> Value {
+        self.snap_with(&[])
+    }
+
+    /// The same with more flags (later ones win over [`LEVELS`]).
+    fn snap_with(&self, extra: &[&str]) -> Value {
         self.s
             .tool("sqlite-snap")
             .args(["-q", "--incremental", "--state-dir"])
             .arg(&self.state)
             .args(LEVELS)
+            .args(extra)
             .arg(&self.db)
             .run()
             .success()
@@ -500,9 +506,13 @@ fn retention_never_breaks_a_kept_chain() {
             .push(&record, &["--keep-last", "3"])
             .success()
             .record();
+        let lists = out["requests"]["list"].as_u64().unwrap();
         if out.get("retention").is_some() {
             assert_eq!(record["kind"], "full", "run {run}: pruned on an increment");
+            assert!(lists >= 1, "run {run}: pruning lists");
             pruned_runs += 1;
+        } else {
+            assert_eq!(lists, 0, "run {run}: an increment never lists");
         }
     }
     writer.stop();
@@ -518,6 +528,57 @@ fn retention_never_breaks_a_kept_chain() {
         listed.len() > 3,
         "points not kept by rule stay while a kept chain needs them"
     );
+    let kinds: Vec<&str> = listed.iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    assert!(
+        kinds.contains(&"full") && kinds.contains(&"delta"),
+        "{kinds:?}"
+    );
+    for point in &listed {
+        assert!(point["bytes"].as_u64().unwrap() > 0);
+        assert_eq!(
+            point["base"].is_string(),
+            point["kind"] == "delta",
+            "{point}"
+        );
+    }
+
+    // --at a second restores the newest point of that second (points of
+    // one second order by their checksum tag): a delta that is the newest
+    // of its second, rebuilt to its state.
+    let second = |p: &Value| p["taken_at"].as_str().unwrap().to_string();
+    let stem_of = |p: &Value| {
+        let url = p["url"].as_str().unwrap();
+        url.rsplit('/')
+            .next()
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let alone = listed
+        .iter()
+        .find(|p| {
+            p["kind"] == "delta"
+                && listed
+                    .iter()
+                    .filter(|q| second(q) == second(p))
+                    .all(|q| stem_of(q) <= stem_of(p))
+        })
+        .expect("a delta newest in its second");
+    let stem = stem_of(alone);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(remote.join(format!("bank/{stem}.json"))).unwrap())
+            .unwrap();
+    let at = s.join("at.sqlite3");
+    s.tool("bucket-pull")
+        .arg(remote.join("bank"))
+        .args(["--at", &second(alone)])
+        .arg("-o")
+        .arg(&at)
+        .run()
+        .success();
+    assert_eq!(sha256_file(&at), manifest["raw_sha256"].as_str().unwrap());
     for point in &listed {
         let url = point["url"].as_str().unwrap();
         let stem = url.rsplit('/').next().unwrap().split('.').next().unwrap();
@@ -776,4 +837,92 @@ fn latest_json_after_a_push_killed_before_its_commit_and_after_another_writer() 
     let full = chain.snap();
     assert_eq!(full["kind"], "full", "the state was forgotten");
     writer.stop();
+}
+
+/// The time-driven levels: `--full-every` makes the next run a full
+/// snapshot and says why, `--diff-every` a level-1 delta; `--keep-within`
+/// keeps every point of its window, deltas included, and the default
+/// state directory is under `$XDG_STATE_HOME`.
+#[test]
+fn time_driven_levels_keep_within_and_the_default_state_directory() {
+    let s = Scratch::new();
+    let db = s.join("app.sqlite3");
+    crate::support::make_db(&db, 20, true);
+    let remote = s.join("remote");
+    let chain = Chain::new(&s, &db, remote.display().to_string(), Vec::new());
+    let write = |n: usize| {
+        Connection::open(&db)
+            .unwrap()
+            .execute("INSERT INTO users(email) VALUES (?1)", [format!("t{n}@x")])
+            .unwrap();
+    };
+    let mut pushed = 0;
+    let mut push = |record: &Value| {
+        let out = chain
+            .push(record, &["--keep-within", "48h"])
+            .success()
+            .record();
+        pushed += 1;
+        out
+    };
+    push(&chain.snap());
+    write(1);
+    let delta = chain.snap();
+    assert_eq!(
+        (delta["kind"].as_str(), delta["level"].as_u64()),
+        (Some("delta"), Some(2))
+    );
+    push(&delta);
+    write(2);
+    let diff = chain.snap_with(&["--diff-every", "0s"]);
+    assert_eq!(
+        (diff["kind"].as_str(), diff["level"].as_u64()),
+        (Some("delta"), Some(1))
+    );
+    push(&diff);
+    write(3);
+    let full = chain.snap_with(&["--full-every", "0s"]);
+    assert_eq!(full["kind"], "full");
+    assert!(
+        full["full_reason"]
+            .as_str()
+            .unwrap()
+            .contains("--full-every"),
+        "{full}"
+    );
+    let out = push(&full);
+    assert_eq!(out["retention"]["deleted"], serde_json::json!([]), "{out}");
+    let listed = s
+        .tool("bucket-pull")
+        .arg("--list")
+        .arg(remote.join("app"))
+        .run()
+        .success()
+        .records();
+    assert_eq!(listed.len(), pushed, "--keep-within 48h keeps every point");
+
+    // Without --state-dir: $XDG_STATE_HOME/sqlkeep/<db>-<hash>/.
+    let record = s
+        .tool("sqlite-snap")
+        .args(["-q", "--incremental"])
+        .arg(&db)
+        .run()
+        .success()
+        .record();
+    let state = Path::new(record["state"].as_str().unwrap());
+    assert!(
+        state.starts_with(s.join(".state/sqlkeep")),
+        "{}",
+        state.display()
+    );
+    assert!(
+        state
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("app-")
+    );
 }
