@@ -1,5 +1,8 @@
 complete -c bucket-pull -s o -l output -d 'File to restore to, or a directory to restore into as <db>.sqlite3 [default: ./<db>.sqlite3]' -r -F
 complete -c bucket-pull -l at -d 'Restore the newest restore point taken at or before TIME (RFC 3339; 2026-11-20T14:30 for the end of that minute, or YYYY-MM-DD for the end of that day, UTC)' -r
+complete -c bucket-pull -s i -l identity -d 'Decrypt with the age identities in FILE (what age-keygen writes); repeatable [env: SQLKEEP_AGE_IDENTITY_FILE]' -r -F
+complete -c bucket-pull -l passphrase-file -d 'Decrypt with the passphrase in FILE (its first line)' -r -F
+complete -c bucket-pull -l passphrase-env -d 'Decrypt with the passphrase in the environment variable VAR' -r
 complete -c bucket-pull -l tries -d 'Tries per request to object storage before giving up with exit 4' -r
 complete -c bucket-pull -l timeout -d 'Limit on one request to object storage (a part, a manifest, a listing page), e.g. 5m; downloads instead fail when no data arrives for 30 s' -r
 complete -c bucket-pull -l latest -d 'Restore the newest snapshot under a prefix (the default for prefixes)'

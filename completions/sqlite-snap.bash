@@ -23,7 +23,7 @@ _sqlite__snap() {
 
     case "${cmd}" in
         sqlite__snap)
-            opts="-o -q -v -h -V --output-dir --method --level --no-compress --threads --exclude --incremental --state-dir --full-every --diff-every --deltas-per-diff --diffs-per-full --busy-timeout --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --output-dir --method --level --no-compress --threads --exclude --incremental --state-dir --full-every --diff-every --deltas-per-diff --diffs-per-full --busy-timeout --recipient --recipients-file --passphrase-file --passphrase-env --scrypt-work-factor --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -83,6 +83,48 @@ _sqlite__snap() {
                     return 0
                     ;;
                 --busy-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --recipient)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --recipients-file)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --passphrase-file)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --passphrase-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scrypt-work-factor)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

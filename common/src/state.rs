@@ -95,6 +95,11 @@ pub struct Header {
     pub page_count: u32,
     /// The chain that rebuilds the state, ending with its own point.
     pub chain: Vec<Link>,
+    /// Whom the chain's objects are encrypted to (public keys, or
+    /// `scrypt`); empty when they are not. A run with other recipients
+    /// starts a new chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encrypted_to: Vec<String>,
 }
 
 impl Header {

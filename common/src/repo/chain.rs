@@ -75,6 +75,9 @@ pub fn check(chain: &[Link], last: &str, what: &str) -> Result<()> {
         return Err(bad(format!("{} links (at most {MAX_LINKS})", chain.len())));
     }
     let mut previous: Option<(PointName, u8)> = None;
+    let encrypted = chain[chain.len() - 1]
+        .object
+        .ends_with(super::names::AGE_EXT);
     for (i, link) in chain.iter().enumerate() {
         let Some(name) = link.name() else {
             return Err(bad(format!(
@@ -82,6 +85,14 @@ pub fn check(chain: &[Link], last: &str, what: &str) -> Result<()> {
                 link.object
             )));
         };
+        // sqlite-snap starts a new chain when encryption changes, so a
+        // restore needs one set of keys for all of it.
+        if name.encrypted != encrypted {
+            return Err(bad(format!(
+                "link {i} is {}encrypted and the chain's end is not",
+                if name.encrypted { "" } else { "not " }
+            )));
+        }
         if !crate::digest::is_sha256_hex(&link.sha256)
             || !crate::digest::is_sha256_hex(&link.raw_sha256)
         {
@@ -145,6 +156,7 @@ mod tests {
                 )
             }),
             compressed: true,
+            encrypted: false,
         };
         Link {
             object: name.to_string(),
@@ -188,6 +200,9 @@ mod tests {
         let mut bad_sum = full.clone();
         bad_sum.sha256 = "../x".into();
         assert!(check(&[bad_sum], &full.object, "m").is_err());
+        let mut sealed = delta.clone();
+        sealed.object.push_str(".age");
+        assert!(check(&[full.clone(), sealed.clone()], &sealed.object, "m").is_err());
         let mut escape = full.clone();
         escape.object = "../../etc/passwd".into();
         assert!(check(&[escape.clone()], &escape.object, "m").is_err());

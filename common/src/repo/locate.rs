@@ -52,6 +52,8 @@ pub enum Restorable {
         object: Key,
         /// Whether it is zstd-compressed.
         compressed: bool,
+        /// Whether it is an age file (its name says so).
+        encrypted: bool,
     },
 }
 
@@ -103,6 +105,7 @@ pub fn locate(address: &Address, at: Option<Timestamp>, transfer: Transfer) -> R
         let (repo, db) = database(&db_address, transfer)?;
         let object = db.child(&name)?;
         let compressed = named.compressed;
+        let encrypted = named.encrypted;
         let manifest = match repo.manifest(&db, &named.point) {
             Ok(manifest) => manifest,
             Err(e) if is_missing(&e) && named.is_delta() => {
@@ -117,6 +120,7 @@ pub fn locate(address: &Address, at: Option<Timestamp>, transfer: Transfer) -> R
                         db,
                         object,
                         compressed,
+                        encrypted,
                     },
                 });
             }

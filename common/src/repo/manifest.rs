@@ -13,6 +13,7 @@
 
 use super::chain::{self, Link};
 use super::names::ObjectName;
+use crate::crypt::Encryption;
 use crate::exit::{Exit, fail};
 use crate::record::Record;
 use crate::time::Timestamp;
@@ -73,6 +74,9 @@ pub struct SnapshotManifest {
     /// without incremental state (its object alone restores it).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub chain: Vec<Link>,
+    /// For an age file: whom it was encrypted to (public keys only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
 }
 
 /// The manifest of a plain file (`<name>.json` beside it).
@@ -98,7 +102,7 @@ pub struct FileManifest {
 
 /// The fields the typed part of a manifest owns: never taken from
 /// `extra`, never duplicated into it.
-pub const SNAPSHOT_FIELDS: [&str; 11] = [
+pub const SNAPSHOT_FIELDS: [&str; 12] = [
     "type",
     "url",
     "bytes",
@@ -110,6 +114,7 @@ pub const SNAPSHOT_FIELDS: [&str; 11] = [
     "raw_sha256",
     "compression",
     "chain",
+    "encryption",
 ];
 
 /// The fields the typed part of a plain file's manifest owns.
@@ -159,9 +164,22 @@ impl SnapshotManifest {
                 serde_json::from_value(v.clone()).map_err(|e| f.bad("chain", &format!("{e}")))?
             }
         };
-        let is_delta = ObjectName::parse(object).is_some_and(|n| n.is_delta());
+        let named = ObjectName::parse(object);
+        let is_delta = named.as_ref().is_some_and(|n| n.is_delta());
         if is_delta && chain.is_empty() {
             return Err(f.lacks("chain"));
+        }
+        let encryption = match map.get("encryption") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                Encryption::from_value(v).map_err(|e| f.bad("encryption", &format!("{e:#}")))?,
+            ),
+        };
+        if named.is_some_and(|n| n.encrypted != encryption.is_some()) {
+            return Err(f.bad(
+                "encryption",
+                "the object's name and the manifest disagree on whether it is encrypted",
+            ));
         }
         if !chain.is_empty() {
             chain::check(&chain, object, what)?;
@@ -179,6 +197,7 @@ impl SnapshotManifest {
             compression,
             extra: rest(&map, &SNAPSHOT_FIELDS),
             chain,
+            encryption,
         })
     }
 

@@ -43,6 +43,7 @@ pub use prune::Pruned;
 
 use crate::address::Address;
 use crate::compress::write_decoder;
+use crate::crypt::Encryption;
 use crate::digest::{Digest, HashReader, HashWriter};
 use crate::exit::{Conflict, Exit, fail, is_conflict, is_missing};
 use crate::key::Key;
@@ -88,6 +89,8 @@ pub struct SnapshotUpload<'a> {
     /// The tag `latest.json` had when this chain's previous point was
     /// stored: moved with `If-Match` on it, without reading it first.
     pub latest_tag: Option<String>,
+    /// For an age file (made by `sqlite-snap --recipient`): to whom.
+    pub encryption: Option<Encryption>,
 }
 
 /// What became of `latest.json` after a push.
@@ -182,6 +185,12 @@ impl Repository {
         // object's name carries one and its manifest must carry both.
         let (sha256, raw) = match (given_sha, given_raw) {
             (Some(sha), Some(raw)) => (sha, raw),
+            _ if up.encryption.is_some() => {
+                return Err(fail(
+                    Exit::Failed,
+                    "an encrypted snapshot is stored only with its record's checksums (sqlite-snap prints them)",
+                ));
+            }
             (given_sha, _) => {
                 let (stored, raw) = digest_snapshot(up.file, compressed)?;
                 if let Some(given) = given_sha
@@ -202,7 +211,8 @@ impl Repository {
         let name = match &up.base {
             Some(base) => ObjectName::delta(point.clone(), base.clone()),
             None => ObjectName::full(point.clone(), compressed),
-        };
+        }
+        .sealed(up.encryption.is_some());
         if name.is_delta() && !compressed {
             return Err(fail(Exit::Failed, "a delta must be zstd-compressed"));
         }
@@ -235,6 +245,7 @@ impl Repository {
             compression: up.compression,
             extra: manifest::rest(up.record.as_map(), &manifest::SNAPSHOT_FIELDS),
             chain: up.chain,
+            encryption: up.encryption,
         };
         let manifest_key = up.db.child(&point.manifest())?;
         self.store
@@ -456,6 +467,9 @@ impl Repository {
         }
         if named.compressed != (manifest.compression == Compression::Zstd) {
             return Err(refuse("whose compression is not the manifest's"));
+        }
+        if named.encrypted != manifest.encryption.is_some() {
+            return Err(refuse("whose encryption is not the manifest's"));
         }
         Ok(object)
     }

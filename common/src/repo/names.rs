@@ -14,6 +14,9 @@
 //! object name and `latest.json` named a checksum its object did not have).
 //! Names without a tag, as written before, are still read.
 //!
+//! An encrypted object's name ends in `.age` (`<stem>.sqlite3.zst.age`):
+//! it is an age file, and `age -d` then `zstd -d` restore it.
+//!
 //! A delta's name carries the point it applies to (`<base>` is that
 //! point's `<stamp>-<tag>`), so one listing shows every chain without a
 //! manifest read: retention needs no GET to know what a point depends on.
@@ -36,6 +39,9 @@ pub const RAW_EXT: &str = ".sqlite3";
 
 /// File-name ending of a delta.
 pub const DELTA_EXT: &str = ".delta.zst";
+
+/// File-name ending added to an encrypted object.
+pub const AGE_EXT: &str = ".age";
 
 /// File-name ending of a manifest.
 pub const JSON_EXT: &str = ".json";
@@ -122,6 +128,8 @@ pub struct ObjectName {
     pub base: Option<PointName>,
     /// Whether it is zstd-compressed (deltas always are).
     pub compressed: bool,
+    /// Whether it is an age file.
+    pub encrypted: bool,
 }
 
 impl ObjectName {
@@ -131,6 +139,7 @@ impl ObjectName {
             point,
             base: None,
             compressed,
+            encrypted: false,
         }
     }
 
@@ -140,11 +149,24 @@ impl ObjectName {
             point,
             base: Some(base),
             compressed: true,
+            encrypted: false,
         }
+    }
+
+    /// The same object, encrypted or not.
+    pub fn sealed(self, encrypted: bool) -> ObjectName {
+        ObjectName { encrypted, ..self }
     }
 
     /// Reads a full snapshot's or a delta's object name.
     pub fn parse(name: &str) -> Option<ObjectName> {
+        if let Some(inner) = name.strip_suffix(AGE_EXT) {
+            return Some(ObjectName::parse_plain(inner)?.sealed(true));
+        }
+        ObjectName::parse_plain(name)
+    }
+
+    fn parse_plain(name: &str) -> Option<ObjectName> {
         if let Some(stems) = name.strip_suffix(DELTA_EXT) {
             let (stem, base) = stems.split_once('.')?;
             return Some(ObjectName::delta(
@@ -165,9 +187,13 @@ impl ObjectName {
 impl std::fmt::Display for ObjectName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.base {
-            Some(base) => write!(f, "{}.{}{DELTA_EXT}", self.point.stem(), base.stem()),
-            None => f.write_str(&self.point.object(self.compressed)),
+            Some(base) => write!(f, "{}.{}{DELTA_EXT}", self.point.stem(), base.stem())?,
+            None => f.write_str(&self.point.object(self.compressed))?,
         }
+        if self.encrypted {
+            f.write_str(AGE_EXT)?;
+        }
+        Ok(())
     }
 }
 
@@ -267,8 +293,19 @@ mod tests {
             ObjectName::parse(&base.object(true)),
             Some(ObjectName::full(base, true))
         );
+        let sealed = ObjectName::delta(point.clone(), base.clone()).sealed(true);
+        assert_eq!(sealed.to_string(), format!("{text}.age"));
+        assert_eq!(ObjectName::parse(&sealed.to_string()), Some(sealed));
+        let full = ObjectName::full(base.clone(), true).sealed(true);
+        assert_eq!(
+            full.to_string(),
+            "20261122T030000Z-1a2b3c4d.sqlite3.zst.age"
+        );
+        assert_eq!(ObjectName::parse(&full.to_string()), Some(full));
         for junk in [
             "x.delta.zst",
+            "20261122T030000Z-1a2b3c4d.sqlite3.zst.age.age",
+            ".age",
             "20261122T030100Z.delta.zst",
             "a.b.c.delta.zst",
         ] {

@@ -2,6 +2,7 @@
 //! completions are generated.
 
 use clap::Parser;
+use sqlkeep_common::crypt::args::DecryptArgs;
 use sqlkeep_common::log::LogArgs;
 use sqlkeep_common::store::RemoteArgs;
 use std::path::PathBuf;
@@ -27,12 +28,18 @@ An existing non-empty file is never replaced without --force (exit 5), a file an
 process has open never without --even-if-open as well (exit 5), and a target that is not \
 a regular file (a device, a FIFO) never at all. With --if-missing, a present database is \
 left alone and the run exits 0: the boot-time restore for a fresh Fly.io volume or a new \
-server. -o DIR/ (with the slash) names a directory, created if missing.",
+server. -o DIR/ (with the slash) names a directory, created if missing.\n\n\
+An encrypted snapshot (sqlite-snap --recipient; its manifest says to whom) is decrypted \
+with --identity FILE (age identity files, repeatable; or SQLKEEP_AGE_IDENTITY_FILE) or a \
+passphrase (--passphrase-file, --passphrase-env). No identity, or none that matches: exit 2, \
+naming the recipients. A tampered ciphertext: exit 1, and nothing is written to the target. \
+An identity file others can read gets a WARN.",
     after_help = "Examples:\n  \
 bucket-pull /mnt/backups/databases/production -o storage/production.sqlite3 --if-missing\n  \
 bucket-pull b2:my-bucket/databases/production --latest -o /tmp/drill.sqlite3 | sqlite-verify --max-age 26h\n  \
 bucket-pull ./backups/app/20261122T030000Z-c80998b8.sqlite3.zst -o restored.sqlite3\n  \
 bucket-pull s3://my-bucket/databases/production --list\n  \
+bucket-pull b2:my-bucket/databases/production -i ~/.config/sqlkeep/key.txt -o /tmp/drill.sqlite3\n  \
 bucket-pull s3://my-bucket/databases/production --at 2026-11-20 -o /tmp/before.sqlite3\n  \
 bucket-pull s3://my-bucket/databases/production --at 2026-11-20T14:30:00Z -o /tmp/before.sqlite3\n\n\
 Exit status: 0 restored (or present, with --if-missing), 1 a check failed, 2 usage, \
@@ -70,6 +77,10 @@ pub struct Args {
     /// Print one `object` record per stored snapshot under each prefix, newest first, and restore nothing
     #[arg(long, conflicts_with_all = ["output", "force", "if_missing", "latest", "at"])]
     pub list: bool,
+
+    /// Identities for encrypted snapshots.
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
 
     /// Retries and timeouts.
     #[command(flatten)]

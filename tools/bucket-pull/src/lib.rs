@@ -16,6 +16,7 @@ use clap::CommandFactory;
 use cli::Args;
 use restore::{Decision, Permission};
 use sqlkeep_common::address::Address;
+use sqlkeep_common::crypt::Identities;
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::input::{Input, inputs};
 use sqlkeep_common::log::Log;
@@ -46,6 +47,7 @@ pub fn run(args: Args) -> Result<Exit> {
     }
     let transfer = args.remote_args.transfer()?;
     let at = args.at.as_deref().map(parse_at).transpose()?;
+    let ids = args.decrypt.identities(&log)?;
     let mut out = Output::stdout();
     let mut tally = Tally::default();
     let mut targets: HashSet<PathBuf> = HashSet::new();
@@ -75,6 +77,7 @@ pub fn run(args: Args) -> Result<Exit> {
             at,
             transfer,
             &mut targets,
+            &ids,
             &log,
         ) {
             Ok(Some(record)) => out.emit(&record)?,
@@ -137,6 +140,7 @@ fn pull_one(
     at: Option<Timestamp>,
     transfer: Transfer,
     targets: &mut HashSet<PathBuf>,
+    ids: &Identities,
     log: &Log,
 ) -> Result<Option<Record>> {
     let started = Instant::now();
@@ -175,7 +179,7 @@ fn pull_one(
         }
         Decision::Restore { mode, replaces } => (mode, replaces),
     };
-    let restored = restore::restore(&located, &target, mode, log)?;
+    let restored = restore::restore(&located, &target, mode, ids, log)?;
     let url = located.url();
     let record = restored_record(&located, &target, &restored, replaces);
     if let Restorable::Unchecked { .. } = located.what {

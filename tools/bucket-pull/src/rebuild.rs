@@ -13,6 +13,7 @@ use crate::restore::{Expected, check, download};
 use anyhow::{Context, Result};
 use sqlkeep_common::atomic::{AtomicFile, parent_dir};
 use sqlkeep_common::compress::decoder;
+use sqlkeep_common::crypt::Identities;
 use sqlkeep_common::delta;
 use sqlkeep_common::digest::{Digest, HashWriter, file_digest, hex, sha256_bytes};
 use sqlkeep_common::exit::{Exit, fail};
@@ -21,7 +22,7 @@ use sqlkeep_common::private_dir::ScratchFile;
 use sqlkeep_common::repo::chain::Link;
 use sqlkeep_common::store::Store;
 use std::fs::File;
-use std::io::{BufWriter, Seek};
+use std::io::{BufWriter, Read, Seek};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -35,7 +36,15 @@ struct Fetched {
 }
 
 /// Rebuilds the state `links` ends at into `file`; returns its digest.
-pub fn rebuild(store: &dyn Store, links: &[(Key, Link)], file: &mut AtomicFile) -> Result<Digest> {
+/// The chain's objects are age files when `encrypted_to` is given (every
+/// link alike: the chain's check says so).
+pub fn rebuild(
+    store: &dyn Store,
+    links: &[(Key, Link)],
+    file: &mut AtomicFile,
+    ids: &Identities,
+    encrypted_to: Option<&[String]>,
+) -> Result<Digest> {
     let (full_key, full) = &links[0];
     let deltas = &links[1..];
     let dir = parent_dir(file.dest());
@@ -70,8 +79,10 @@ pub fn rebuild(store: &dyn Store, links: &[(Key, Link)], file: &mut AtomicFile) 
                 stored: Some((full.bytes, full.sha256.clone())),
                 raw: None,
                 compressed,
+                encrypted_to: encrypted_to.map(<[String]>::to_vec),
             },
             file,
+            ids,
         )
         .with_context(|| format!("restoring {}", store.url(full_key)))?;
         Ok(())
@@ -90,8 +101,22 @@ pub fn rebuild(store: &dyn Store, links: &[(Key, Link)], file: &mut AtomicFile) 
             .expect("not poisoned")
             .unwrap_or_else(|| Err(anyhow::anyhow!("not downloaded")))
             .with_context(|| format!("downloading {what}"))?;
-        let mut input = decoder(&got.file)?;
-        let applied = delta::apply(&mut input, file.file(), page_size, &base, &what)?;
+        let applied = match encrypted_to {
+            // age checks each chunk before handing it out, so no page of a
+            // tampered delta reaches the file.
+            Some(to) => {
+                let plain = ids.decrypt(&got.file, to, &what)?;
+                let mut input = decoder(DamagedChunk {
+                    inner: plain,
+                    what: &what,
+                })?;
+                delta::apply(&mut input, file.file(), page_size, &base, &what)?
+            }
+            None => {
+                let mut input = decoder(&got.file)?;
+                delta::apply(&mut input, file.file(), page_size, &base, &what)?
+            }
+        };
         base = applied.raw_sha256;
         if hex(&applied.raw_sha256) != link.raw_sha256 {
             return Err(fail(
@@ -101,6 +126,27 @@ pub fn rebuild(store: &dyn Store, links: &[(Key, Link)], file: &mut AtomicFile) 
         }
     }
     file_digest(file.temp_path()).context("reading the rebuilt database")
+}
+
+/// Names a damaged age chunk as what it is, not as zstd's read error.
+struct DamagedChunk<'a, R> {
+    inner: R,
+    what: &'a str,
+}
+
+impl<R: Read> Read for DamagedChunk<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("{}: damaged or tampered ciphertext ({e})", self.what),
+                )
+            } else {
+                e
+            }
+        })
+    }
 }
 
 /// Downloads one delta into a scratch file in `dir`, checked against its

@@ -26,6 +26,7 @@ use crate::rebuild;
 use anyhow::{Context, Result};
 use sqlkeep_common::atomic::{AtomicFile, parent_dir};
 use sqlkeep_common::compress::write_decoder;
+use sqlkeep_common::crypt::{Identities, decrypt_while};
 use sqlkeep_common::debris::{changed_at, writer_gone};
 use sqlkeep_common::digest::{Digest, HashWriter};
 use sqlkeep_common::exit::{Exit, fail};
@@ -130,6 +131,9 @@ pub struct Expected {
     pub raw: Option<(u64, String)>,
     /// Whether the object is zstd-compressed.
     pub compressed: bool,
+    /// For an age file: the recipients it was encrypted to (for the
+    /// message when no identity given matches; empty when unknown).
+    pub encrypted_to: Option<Vec<String>>,
 }
 
 impl Expected {
@@ -139,16 +143,23 @@ impl Expected {
                 stored: Some((manifest.bytes, manifest.sha256.clone())),
                 raw: Some((manifest.raw_bytes, manifest.raw_sha256.clone())),
                 compressed: manifest.compression == Compression::Zstd,
+                encrypted_to: manifest.encryption.as_ref().map(|e| e.recipients.clone()),
             },
             Restorable::File { manifest, .. } => Expected {
                 stored: Some((manifest.bytes, manifest.sha256.clone())),
                 raw: None,
                 compressed: false,
+                encrypted_to: None,
             },
-            Restorable::Unchecked { compressed, .. } => Expected {
+            Restorable::Unchecked {
+                compressed,
+                encrypted,
+                ..
+            } => Expected {
                 stored: None,
                 raw: None,
                 compressed: *compressed,
+                encrypted_to: encrypted.then(Vec::new),
             },
         }
     }
@@ -157,13 +168,32 @@ impl Expected {
 /// Downloads, checks and installs the object at `target`: for a point
 /// of an incremental chain, its full snapshot and every delta after it,
 /// rebuilt and checked against the point's `raw_sha256` (see [`rebuild`]).
-pub fn restore(located: &Located, target: &Path, mode: u32, log: &Log) -> Result<Restored> {
+pub fn restore(
+    located: &Located,
+    target: &Path,
+    mode: u32,
+    ids: &Identities,
+    log: &Log,
+) -> Result<Restored> {
+    let expected = Expected::of(located);
+    if let Some(to) = &expected.encrypted_to
+        && ids.is_empty()
+    {
+        // Before a byte is downloaded or a file created.
+        return Err(no_identity(&located.url(), to));
+    }
     recover_aside(target, log);
     let mut file = AtomicFile::create(target, mode)?;
     let restored = match &located.what {
         Restorable::Snapshot { db, manifest, .. } if manifest.chain.len() > 1 => {
             let links = located.repo.chain_of(db, manifest)?;
-            let raw = rebuild::rebuild(located.repo.store(), &links, &mut file)?;
+            let raw = rebuild::rebuild(
+                located.repo.store(),
+                &links,
+                &mut file,
+                ids,
+                expected.encrypted_to.as_deref(),
+            )?;
             check(
                 "raw_sha256",
                 "raw_bytes",
@@ -180,8 +210,13 @@ pub fn restore(located: &Located, target: &Path, mode: u32, log: &Log) -> Result
             }
         }
         _ => {
-            let expected = Expected::of(located);
-            let restored = download(located.repo.store(), located.object(), &expected, &mut file)?;
+            let restored = download(
+                located.repo.store(),
+                located.object(),
+                &expected,
+                &mut file,
+                ids,
+            )?;
             check(
                 "raw_sha256",
                 "raw_bytes",
@@ -196,13 +231,31 @@ pub fn restore(located: &Located, target: &Path, mode: u32, log: &Log) -> Result
     Ok(restored)
 }
 
-/// Streams one object into `file` through SHA-256 (as stored), zstd when
-/// compressed and SHA-256 (raw), checking the stored digest.
+/// The one line for an encrypted object and no identity given.
+pub fn no_identity(what: &str, to: &[String]) -> anyhow::Error {
+    fail(
+        Exit::Usage,
+        format!(
+            "{what} is encrypted{}; give --identity FILE (or {}), or --passphrase-file",
+            if to.is_empty() {
+                String::new()
+            } else {
+                format!(" to {}", to.join(", "))
+            },
+            sqlkeep_common::crypt::args::IDENTITY_FILE_ENV
+        ),
+    )
+}
+
+/// Streams one object into `file` through SHA-256 (as stored), age when
+/// encrypted, zstd when compressed and SHA-256 (raw), checking the stored
+/// digest.
 pub fn download(
     store: &dyn sqlkeep_common::store::Store,
     object: &sqlkeep_common::key::Key,
     expected: &Expected,
     file: &mut AtomicFile,
+    ids: &Identities,
 ) -> Result<Restored> {
     let sink_failed = Arc::new(AtomicBool::new(false));
     let out = Watched {
@@ -210,7 +263,36 @@ pub fn download(
         failed: Arc::clone(&sink_failed),
     };
     let raw = HashWriter::new(out);
-    let (stored, raw) = if expected.compressed {
+    let (stored, raw) = if let Some(to) = &expected.encrypted_to {
+        if !expected.compressed {
+            return Err(fail(
+                Exit::Failed,
+                format!(
+                    "{}: an encrypted object must be compressed",
+                    store.url(object)
+                ),
+            ));
+        }
+        let mut plain = Damaged {
+            inner: write_decoder(raw)?,
+            sink_failed: Arc::clone(&sink_failed),
+        };
+        let what = store.url(object);
+        let stored_digest = decrypt_while(ids, to, &what, &mut plain, |w| {
+            let mut stored = HashWriter::new(w);
+            store.get(object, &mut stored)?;
+            let (_, digest) = stored.finish();
+            check("sha256", "bytes", expected.stored.as_ref(), &digest)?;
+            Ok(digest)
+        })?;
+        let raw = plain
+            .inner
+            .finish()
+            .map_err(|e| damaged_or_sink(e, &sink_failed))?;
+        let (out, raw_digest) = raw.finish();
+        finish_writing(out)?;
+        (stored_digest, raw_digest)
+    } else if expected.compressed {
         let mut stored = HashWriter::new(Damaged {
             inner: write_decoder(raw)?,
             sink_failed: Arc::clone(&sink_failed),

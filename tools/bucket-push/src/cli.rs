@@ -23,6 +23,10 @@ or plain paths. A path named like a snapshot (<db>-<stamp>[-<tag>].sqlite3.zst) 
 any other file is stored as <name> with a manifest <name>.json carrying its SHA-256.\n\n\
 The file's SHA-256 is checked against its record while it is copied; a mismatch stores \
 nothing.\n\n\
+Snapshots are encrypted where they are made (sqlite-snap --recipient): such a snapshot is \
+stored as <stem>.sqlite3.zst.age (deltas <stem>.<base>.delta.zst.age), and its manifest \
+says \"encryption\": {\"format\": \"age\", \"recipients\": [...]} with the public keys. \
+--require-encryption refuses anything else.\n\n\
 With --keep-* flags, each successful upload is followed by pruning that database's \
 snapshots, restic-style on UTC calendar boundaries: one listing, then one DELETE per file \
 (a snapshot's manifest before its object). The union of the rules is kept, and the newest \
@@ -72,9 +76,13 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", help_heading = "Retention")]
     pub keep_within: Option<String>,
 
-    /// Store nothing and delete nothing: print what would be stored and pruned
+    /// Store nothing and delete nothing: print what would be stored and pruned (and to whom it is encrypted)
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Refuse (exit 5) any input that is not an age file: plaintext never reaches the remote
+    #[arg(long, help_heading = "Encryption")]
+    pub require_encryption: bool,
 
     /// Retries and timeouts.
     #[command(flatten)]

@@ -42,6 +42,7 @@ pub fn command() -> clap::Command {
 struct Settings {
     policy: Policy,
     dry_run: bool,
+    require_encryption: bool,
 }
 
 /// Runs `bucket-push`.
@@ -51,6 +52,7 @@ pub fn run(args: Args) -> Result<Exit> {
     let settings = Settings {
         policy: policy(&args)?,
         dry_run: args.dry_run,
+        require_encryption: args.require_encryption,
     };
     let mut store: Box<dyn Store> = store::open_with(&remote, args.remote_args.transfer()?)?;
     if settings.dry_run {
@@ -120,6 +122,13 @@ fn push_one(
     let before = repo.store().requests().snapshot();
     let upload = push::classify(input)?;
     let (mut file, len) = open_regular(upload.path())?;
+    let encrypted_to = match &upload {
+        Upload::Snapshot { encryption, .. } => encryption.as_ref().map(|e| e.recipients.clone()),
+        Upload::Plain { .. } => None,
+    };
+    if settings.require_encryption {
+        require_encryption(&upload, encrypted_to.is_some())?;
+    }
     let mut notes = Vec::new();
     let mut problem = None;
     let (mut record, url, bytes) = match &upload {
@@ -129,6 +138,7 @@ fn push_one(
             compression,
             record,
             increment,
+            encryption,
             ..
         } => {
             let (pending, latest_tag) = match increment {
@@ -157,6 +167,7 @@ fn push_one(
                     .map(|i| i.chain.clone())
                     .unwrap_or_default(),
                 latest_tag,
+                encryption: encryption.clone(),
             })?;
             let mut out = stored.manifest.to_record();
             out.carry(record);
@@ -260,11 +271,33 @@ fn push_one(
         detail.push_str(", ");
         detail.push_str(note);
     }
+    if let Some(to) = &encrypted_to {
+        detail.push_str(&format!(", encrypted to {}", to.join(", ")));
+    }
     if settings.dry_run {
         detail = format!("dry run: would store, {detail}");
     }
     log.ok(&format!("{} → {url}", input.label()), &detail);
     Ok(Some((record, problem)))
+}
+
+/// Refuses an input that is not an age file: `--require-encryption`
+/// keeps plaintext out of the remote even if the line before it in the
+/// pipeline loses its `--recipient`.
+fn require_encryption(upload: &Upload, record_says: bool) -> Result<()> {
+    let path = upload.path();
+    let is_age = sqlkeep_common::crypt::is_age_file(path)?;
+    let why = match (upload, record_says, is_age) {
+        (Upload::Snapshot { .. }, true, true) | (Upload::Plain { .. }, _, true) => return Ok(()),
+        (Upload::Snapshot { .. }, true, false) => {
+            "its record says it is encrypted but it is not an age file"
+        }
+        _ => "it is not encrypted (give sqlite-snap --recipient or --recipients-file)",
+    };
+    Err(fail(
+        Exit::Refused,
+        format!("--require-encryption: {} not stored: {why}", path.display()),
+    ))
 }
 
 /// Deletes a snapshot that `sqlite-snap` wrote to its private temporary

@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use sqlkeep_common::compress::is_zstd_file;
+use sqlkeep_common::crypt::Encryption;
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::input::Input;
 use sqlkeep_common::key::Key;
@@ -30,6 +31,8 @@ pub enum Upload {
         record: Record,
         /// What an incremental snapshot's record adds.
         increment: Option<Increment>,
+        /// For an age file: to whom (from the record).
+        encryption: Option<Encryption>,
     },
     /// Any other file, stored under its name.
     Plain {
@@ -90,6 +93,10 @@ pub fn classify(input: &Input) -> Result<Upload> {
             }
             None => sniff(&path)?,
         };
+        let encryption = match record.get("encryption") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(Encryption::from_value(v).context("record's encryption")?),
+        };
         return Ok(Upload::Snapshot {
             db: names::db_key(db)?,
             path,
@@ -97,6 +104,7 @@ pub fn classify(input: &Input) -> Result<Upload> {
             compression,
             increment: increment(record)?,
             record: record.clone(),
+            encryption,
         });
     }
     if input.record().is_none()
@@ -120,7 +128,17 @@ pub fn classify(input: &Input) -> Result<Upload> {
             compression,
             record,
             increment: None,
+            encryption: None,
         });
+    }
+    if input.record().is_none()
+        && let Some(inner) = name.strip_suffix(names::AGE_EXT)
+        && (names::parse_snapshot_file_name(inner).is_some() || inner.ends_with(names::DELTA_EXT))
+    {
+        return Err(fail(
+            Exit::Failed,
+            "an encrypted snapshot is stored only with the record sqlite-snap printed for it (its checksums of the data cannot be computed without the key)",
+        ));
     }
     if input.record().is_none() && name.ends_with(names::DELTA_EXT) {
         return Err(fail(

@@ -2,6 +2,7 @@
 //! completions are generated.
 
 use clap::{Parser, ValueEnum};
+use sqlkeep_common::crypt::args::EncryptArgs;
 use sqlkeep_common::log::LogArgs;
 use std::path::PathBuf;
 
@@ -39,12 +40,19 @@ its application keeps writing, compress it with zstd, and print one `snapshot` r
 restores it.\n\nA directory argument means the *.sqlite3 files in it. With no arguments, \
 each stdin line is a path or a JSON record with a `path`. Snapshots are written to \
 --output-dir, or to a private directory under $TMPDIR (the record then says \
-\"temporary\": true, and bucket-push removes the file once it is stored).",
+\"temporary\": true, and bucket-push removes the file once it is stored).\n\n\
+With --recipient or --recipients-file (age public keys), or a passphrase from \
+--passphrase-file or --passphrase-env, the compressed snapshot is encrypted with age as it is \
+written (<name>.sqlite3.zst.age): only the holder of a matching identity can read it, and \
+`age -d -i key.txt FILE | zstd -d > db.sqlite3` restores it without sqlkeep. The record \
+says \"encryption\" with the public keys; its sha256 is of the encrypted file and its \
+raw_sha256 of the database.",
     after_help = "Examples:\n  \
 sqlite-snap storage/production.sqlite3 | bucket-push /mnt/backups/databases\n  \
 sqlite-snap --exclude '*_cache.sqlite3' storage/ | bucket-push b2:my-bucket/databases\n  \
 sqlite-snap --method vacuum --level 9 -o /srv/snapshots app.sqlite3\n  \
-sqlite-snap --incremental storage/production.sqlite3 | bucket-push b2:my-bucket/databases\n\n\
+sqlite-snap --incremental storage/production.sqlite3 | bucket-push b2:my-bucket/databases\n  \
+sqlite-snap --recipients-file /etc/sqlkeep/recipients.txt storage/ | bucket-push b2:my-bucket/databases\n\n\
 Exit status: 0 all done, 1 a snapshot failed, 2 usage, 3 database not found, \
 4 database busy past --busy-timeout, 5 refused (unsafe output directory)."
 )]
@@ -122,6 +130,10 @@ pub struct Args {
     /// How long to wait for a locked database, e.g. 5s or 1m
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub busy_timeout: String,
+
+    /// Whom snapshots are encrypted to.
+    #[command(flatten)]
+    pub encrypt: EncryptArgs,
 
     /// -q and -v.
     #[command(flatten)]

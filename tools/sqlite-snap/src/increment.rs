@@ -58,7 +58,14 @@ pub(crate) fn snapshot(
     let mut progress = progress_display(log, &target.label);
     let mut taken = None;
     if let Some(state) = &previous {
-        match incremental::plan(state, &inc.levels, taken_at, (meta.dev(), meta.ino())) {
+        let plan = if state.header.encrypted_to != s.encrypted_to {
+            // A chain is read with one set of keys; and a new recipient
+            // must be able to read the whole chain of every later point.
+            Plan::Full("encryption recipients changed".into())
+        } else {
+            incremental::plan(state, &inc.levels, taken_at, (meta.dev(), meta.ino()))
+        };
+        match plan {
             Plan::Full(why) => why_full = why,
             Plan::Delta(level) => {
                 match take_delta(&conn, s, &db, taken_at, state, level, &mut progress) {
@@ -110,6 +117,7 @@ pub(crate) fn snapshot(
             page_size: taken.copied.page_size,
             page_count: taken.copied.page_count,
             chain: chain.clone(),
+            encrypted_to: s.encrypted_to.clone(),
         },
         digests: taken.digests,
         diff_digests,
@@ -149,6 +157,7 @@ pub(crate) fn snapshot(
         copied: taken.copied,
         compressed: true,
         method: Method::Pages,
+        encrypted_to: &s.encrypted_to,
     });
     record.set("kind", kind).set("level", taken.level);
     match &taken.name.base {
@@ -222,7 +231,7 @@ fn take_delta(
     let provisional = s
         .out_dir
         .join(format!("{db}-{}{}", taken_at.stamp(), names::DELTA_EXT));
-    let mut sink = Sink::create(&provisional, s.compression)?;
+    let mut sink = Sink::create(&provisional, s.compression, s.recipients.as_ref())?;
     let mut delta = DeltaPages::new(
         state.base_digests(level),
         state.header.page_size,
@@ -236,7 +245,7 @@ fn take_delta(
     let (mut written, dest) = sink
         .commit(|w| {
             let point = PointName::new(taken_at, &w.stored.sha256);
-            let object = ObjectName::delta(point, base.clone());
+            let object = ObjectName::delta(point, base.clone()).sealed(s.recipients.is_some());
             let dest = s.out_dir.join(names::object_file_name(db, &object));
             name = Some(object);
             dest
@@ -275,12 +284,13 @@ fn take_full(
         },
         true,
     ));
-    let mut sink = Sink::create(&provisional, s.compression)?;
+    let mut sink = Sink::create(&provisional, s.compression, s.recipients.as_ref())?;
     let (copied, digests) = incremental::full(conn, &mut sink, progress)?;
     let mut name = None;
     let (written, dest) = sink
         .commit(|w| {
-            let object = ObjectName::full(PointName::new(taken_at, &w.stored.sha256), true);
+            let object = ObjectName::full(PointName::new(taken_at, &w.stored.sha256), true)
+                .sealed(s.recipients.is_some());
             let dest = s.out_dir.join(names::object_file_name(db, &object));
             name = Some(object);
             dest

@@ -19,13 +19,14 @@ use clap::CommandFactory;
 use cli::{Args, Method};
 use incremental::Levels;
 use sink::{Compression, Sink, Written};
+use sqlkeep_common::crypt::{Encryption, Recipients};
 use sqlkeep_common::discover::{self, Target};
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::input::inputs;
 use sqlkeep_common::log::Log;
 use sqlkeep_common::private_dir::{ScratchFile, private_dir};
 use sqlkeep_common::record::{Output, Record};
-use sqlkeep_common::repo::names::{self, PointName};
+use sqlkeep_common::repo::names::{self, ObjectName, PointName};
 use sqlkeep_common::sqlite;
 use sqlkeep_common::state;
 use sqlkeep_common::tally::Tally;
@@ -48,6 +49,10 @@ pub(crate) struct Settings {
     compression: Compression,
     busy_timeout: Duration,
     incremental: Option<Incremental>,
+    /// Whom snapshots are encrypted to, if anyone.
+    recipients: Option<Recipients>,
+    /// Their public form, for records and state (empty: not encrypted).
+    encrypted_to: Vec<String>,
 }
 
 /// The settings of `--incremental`.
@@ -62,6 +67,13 @@ pub(crate) struct Incremental {
 /// Runs `sqlite-snap`: one snapshot and one record per database.
 pub fn run(args: Args) -> Result<Exit> {
     let log = Log::new("sqlite-snap", args.log.level());
+    let recipients = args.encrypt.recipients()?;
+    if recipients.is_some() && args.no_compress {
+        return Err(fail(
+            Exit::Usage,
+            "--no-compress cannot be combined with encryption (an encrypted snapshot is age over zstd)",
+        ));
+    }
     let busy_secs = duration_option("--busy-timeout", &args.busy_timeout)?;
     let excludes = discover::excludes(&args.exclude)?;
     let (out_dir, temporary) = match &args.output_dir {
@@ -89,6 +101,11 @@ pub fn run(args: Args) -> Result<Exit> {
                 .unwrap_or_else(sqlkeep_common::compress::default_threads),
         },
         busy_timeout: Duration::from_secs(busy_secs as u64),
+        encrypted_to: recipients
+            .as_ref()
+            .map(Recipients::public)
+            .unwrap_or_default(),
+        recipients,
     };
 
     let mut out = Output::stdout();
@@ -170,15 +187,14 @@ fn snapshot(
     let compressed = s.compression.level.is_some();
     // The final name carries the snapshot's checksum; until it is known,
     // the temporary file is named after the bare stamp.
-    let provisional = s.out_dir.join(names::snapshot_file_name(
-        &db,
-        &PointName {
-            taken_at,
-            tag: None,
-        },
-        compressed,
-    ));
-    let mut sink = Sink::create(&provisional, s.compression)?;
+    let encrypted = s.recipients.is_some();
+    let object_of = |tag: Option<String>| {
+        ObjectName::full(PointName { taken_at, tag }, compressed).sealed(encrypted)
+    };
+    let provisional = s
+        .out_dir
+        .join(names::object_file_name(&db, &object_of(None)));
+    let mut sink = Sink::create(&provisional, s.compression, s.recipients.as_ref())?;
     let copied = match s.method {
         Method::Pages => {
             let mut progress = progress_display(log, &target.label);
@@ -194,7 +210,7 @@ fn snapshot(
         .commit(|w| {
             let point = PointName::new(taken_at, &w.stored.sha256);
             s.out_dir
-                .join(names::snapshot_file_name(&db, &point, compressed))
+                .join(names::object_file_name(&db, &object_of(point.tag)))
         })
         .with_context(|| format!("writing a snapshot in {}", s.out_dir.display()))?;
     claim_name(written, &dest, &db)?;
@@ -217,6 +233,7 @@ fn snapshot(
         copied,
         compressed,
         method: s.method,
+        encrypted_to: &s.encrypted_to,
     });
     Ok(finish_record(record, s, target))
 }
@@ -241,6 +258,7 @@ pub(crate) struct Snapshot<'a> {
     pub(crate) copied: pages::Copied,
     pub(crate) compressed: bool,
     pub(crate) method: Method,
+    pub(crate) encrypted_to: &'a [String],
 }
 
 /// The record's common fields, in the contract's order; the caller adds
@@ -261,6 +279,12 @@ pub(crate) fn snapshot_record(t: &Snapshot<'_>) -> Record {
         .set("compression", if t.compressed { "zstd" } else { "none" })
         .set("method", t.method.name())
         .set("sqlite_version", sqlite::library_version());
+    if !t.encrypted_to.is_empty() {
+        record.set(
+            "encryption",
+            Encryption::age(t.encrypted_to.to_vec()).to_value(),
+        );
+    }
     record
 }
 

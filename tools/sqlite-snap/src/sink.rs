@@ -1,5 +1,6 @@
-//! Where a snapshot's bytes go: hashed raw, compressed, hashed again,
-//! written to a temporary file that becomes the snapshot only on commit.
+//! Where a snapshot's bytes go: hashed raw, compressed, encrypted when
+//! there are recipients, hashed again, written to a temporary file that
+//! becomes the snapshot only on commit. No plaintext copy is ever made.
 //!
 //! Both copy methods write the uncompressed database into a [`Sink`]; the
 //! two SHA-256 digests (of the database and of the stored file) are
@@ -8,6 +9,8 @@
 use anyhow::{Context, Result};
 use sqlkeep_common::atomic::AtomicFile;
 use sqlkeep_common::compress;
+use sqlkeep_common::crypt::Recipients;
+use sqlkeep_common::crypt::stream::Seal;
 use sqlkeep_common::digest::{Digest, HashWriter};
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -36,9 +39,10 @@ pub struct Written {
 
 type FileOut = BufWriter<AtomicFile>;
 
-/// The stage after the raw hash: a compressor or the file itself.
+/// The stage after the raw hash: a compressor (then age, when asked) or
+/// the file itself.
 enum Stage {
-    Zstd(compress::Encoder<HashWriter<FileOut>>),
+    Zstd(compress::Encoder<Seal<HashWriter<FileOut>>>),
     Plain(FileOut),
 }
 
@@ -64,16 +68,24 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Starts a snapshot file at `dest` (mode 0600, invisible until commit).
-    pub fn create(dest: &Path, compression: Compression) -> Result<Sink> {
+    /// Starts a snapshot file at `dest` (mode 0600, invisible until
+    /// commit), encrypted to `recipients` when given (compressed only).
+    pub fn create(
+        dest: &Path,
+        compression: Compression,
+        recipients: Option<&Recipients>,
+    ) -> Result<Sink> {
         let file = AtomicFile::create(dest, 0o600)?;
         let out = BufWriter::with_capacity(WRITE_BUFFER, file);
         let stage = match compression.level {
             Some(level) => Stage::Zstd(compress::encoder(
-                HashWriter::new(out),
+                Seal::new(recipients, HashWriter::new(out))?,
                 level,
                 compression.threads,
             )?),
+            None if recipients.is_some() => {
+                return Err(anyhow::anyhow!("an encrypted snapshot is compressed"));
+            }
             None => Stage::Plain(out),
         };
         Ok(Sink {
@@ -102,7 +114,8 @@ impl Sink {
         let (stage, raw) = self.raw.finish();
         let (out, stored) = match stage {
             Stage::Zstd(enc) => {
-                let hashed = enc.finish().context("finishing zstd compression")?;
+                let sealed = enc.finish().context("finishing zstd compression")?;
+                let hashed = sealed.finish().context("finishing encryption")?;
                 hashed.finish()
             }
             Stage::Plain(out) => (out, raw.clone()),

@@ -1,5 +1,4 @@
-//! age encryption of what leaves the machine with data in it (issue 12;
-//! the tools do not use it yet).
+//! age encryption of what leaves the machine with data in it.
 //!
 //! Objects are encrypted after compression with the age format (the
 //! `age` crate, by the format's co-author), so `age -d -i key.txt OBJ |
@@ -10,14 +9,25 @@
 //!
 //! Secrets never reach a message: errors name files and public keys only.
 //!
-//! Where it is meant to sit, so that no plaintext copy is ever made: in
+//! Where it sits, so that no plaintext copy is ever made: in
 //! `sqlite-snap`'s sink between zstd and the stored-bytes hash (pages →
 //! SHA-256 raw → zstd → age → SHA-256 stored → file), so `raw_sha256`
 //! proves the data and `sha256` catches a tampered object before any
 //! decrypted byte is used; and in the restore between the stored-bytes
 //! hash and zstd. The download is push-based (`Store::get` writes) and age
 //! decrypts from a reader, so the restore needs a pipe and a thread
-//! between the two.
+//! between the two. `blob-sync` encrypts while it uploads
+//! ([`stream::EncryptingReader`], whose length is known in advance).
+//!
+//! Encryption happens where the object is made, not in `bucket-push`: an
+//! incremental chain's links and state files name the stored bytes'
+//! checksums, which must be the ciphertext's from the start.
+
+pub mod args;
+pub mod encryption;
+pub mod stream;
+
+pub use encryption::Encryption;
 
 use crate::exit::{Exit, fail};
 use age::secrecy::SecretString;
@@ -180,6 +190,11 @@ impl Identities {
         self.passphrase = Some(passphrase);
     }
 
+    /// True when nothing was given to decrypt with.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty() && self.passphrase.is_none()
+    }
+
     /// Decrypts `input`, encrypted to `encrypted_to` (public keys, for the
     /// message when no identity matches: exit 2). A damaged or tampered
     /// ciphertext is exit 1; the reader fails on a damaged chunk before
@@ -258,6 +273,24 @@ pub fn decrypt_while<T: Send>(
             (Ok(_), Err(d)) => Err(d),
         }
     })
+}
+
+/// The first line of every age file.
+pub const MAGIC: &[u8] = b"age-encryption.org/v1\n";
+
+/// True when the file at `path` begins like an age file.
+pub fn is_age_file(path: &Path) -> Result<bool> {
+    let mut head = [0u8; MAGIC.len()];
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut got = 0;
+    while got < head.len() {
+        match file.read(&mut head[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(&head[..got] == MAGIC)
 }
 
 /// True for a mode that lets group or others read.
