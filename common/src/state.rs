@@ -438,6 +438,7 @@ mod tests {
                     raw_bytes: 3 * 4096,
                     raw_sha256: "b".repeat(64),
                 }],
+                encrypted_to: Vec::new(),
             },
             digests: vec![1, 2, 3],
             diff_digests: None,

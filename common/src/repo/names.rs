@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(PointName::parse_object(&text), None, "not a full snapshot");
         assert_eq!(
             ObjectName::parse(&base.object(true)),
-            Some(ObjectName::full(base, true))
+            Some(ObjectName::full(base.clone(), true))
         );
         let sealed = ObjectName::delta(point.clone(), base.clone()).sealed(true);
         assert_eq!(sealed.to_string(), format!("{text}.age"));
