@@ -206,6 +206,7 @@ impl Identities {
         what: &str,
     ) -> Result<age::stream::StreamReader<R>> {
         let decryptor = age::Decryptor::new(input).map_err(|e| damaged(e, what))?;
+        let is_scrypt = decryptor.is_scrypt();
         let scrypt;
         let identities: Vec<&dyn age::Identity> = if decryptor.is_scrypt() {
             let Some(passphrase) = &self.passphrase else {
@@ -222,6 +223,15 @@ impl Identities {
                 age::DecryptError::NoMatchingKeys | age::DecryptError::KeyDecryptionFailed => {
                     no_match(encrypted_to, what)
                 }
+                // A wrong passphrase fails to open scrypt's stanza: that is
+                // the key's fault, not the object's.
+                age::DecryptError::DecryptionFailed if is_scrypt => no_match(encrypted_to, what),
+                age::DecryptError::ExcessiveWork { .. } => fail(
+                    Exit::Usage,
+                    format!(
+                        "{what}: its passphrase's scrypt work factor is beyond what is accepted"
+                    ),
+                ),
                 other => damaged(other, what),
             })
     }

@@ -1,6 +1,7 @@
 //! `--list`: the restore points under a database prefix, newest first,
 //! each with its kind (`full` or `delta`, with the point a delta applies
-//! to) and its object's size.
+//! to), its object's size and whether it is encrypted (its name ends in
+//! `.age`).
 //!
 //! One listing (paged, 1,000 keys a page) and no manifest reads: the
 //! repository reads the stamps from the object names and the sizes from
@@ -12,7 +13,7 @@ use sqlkeep_common::address::Address;
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::key::Key;
 use sqlkeep_common::record::Record;
-use sqlkeep_common::repo::Repository;
+use sqlkeep_common::repo::{Repository, names};
 use sqlkeep_common::store::Transfer;
 
 /// The records `--list` prints for one prefix, and the repository they
@@ -44,6 +45,7 @@ pub fn records(address: &Address, transfer: Transfer) -> Result<(Vec<Record>, Re
                     },
                 )
                 .set("bytes", bytes)
+                .set("encrypted", key.name().ends_with(names::AGE_EXT))
                 .set("manifest", point.manifest.is_some());
             if let Some(base) = &point.base {
                 r.set("base", base.stem());

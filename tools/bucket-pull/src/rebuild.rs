@@ -69,7 +69,7 @@ pub fn rebuild(
                 }
             });
         }
-        let compressed = full.object.ends_with(".zst");
+        let compressed = full.name().is_some_and(|n| n.compressed);
         // The full snapshot's own raw digest is not checked here: the
         // rebuilt state's is, and hashing twice would cost a pass.
         download(
