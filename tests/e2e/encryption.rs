@@ -121,9 +121,9 @@ fn assert_restored(db: &Path) {
 
 /// `age -d -i KEY OBJ | zstd -d > OUT`, the generic tools alone.
 fn generic_restore(key: &Path, object: &Path, out: &Path) {
-    let status = Command::new("sh")
+    let status = Command::new("bash")
         .arg("-c")
-        .arg("set -o pipefail 2>/dev/null; age -d -i \"$1\" \"$2\" | zstd -q -d -o \"$3\"")
+        .arg("set -o pipefail; age -d -i \"$1\" \"$2\" | zstd -q -d > \"$3\"")
         .arg("sh")
         .arg(key)
         .arg(object)
