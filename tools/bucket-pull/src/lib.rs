@@ -70,16 +70,14 @@ pub fn run(args: Args) -> Result<Exit> {
             }
             continue;
         }
-        match pull_one(
-            &input,
-            &args,
-            output.as_deref(),
+        let settings = Settings {
+            args: &args,
+            output: output.as_deref(),
             at,
             transfer,
-            &mut targets,
-            &ids,
-            &log,
-        ) {
+            ids: &ids,
+        };
+        match pull_one(&input, &settings, &mut targets, &log) {
             Ok(Some(record)) => out.emit(&record)?,
             Ok(None) => {}
             Err(err) => tally.report(&log, &input.label(), &err),
@@ -132,17 +130,29 @@ fn prepare_output(output: Option<&Path>) -> Result<Option<PathBuf>> {
     Ok(Some(output.to_path_buf()))
 }
 
+/// What every restore of a run shares.
+struct Settings<'a> {
+    args: &'a Args,
+    output: Option<&'a Path>,
+    at: Option<Timestamp>,
+    transfer: Transfer,
+    ids: &'a Identities,
+}
+
 /// Restores one source; None when `--if-missing` found the database there.
 fn pull_one(
     input: &Input,
-    args: &Args,
-    output: Option<&Path>,
-    at: Option<Timestamp>,
-    transfer: Transfer,
+    settings: &Settings<'_>,
     targets: &mut HashSet<PathBuf>,
-    ids: &Identities,
     log: &Log,
 ) -> Result<Option<Record>> {
+    let Settings {
+        args,
+        output,
+        at,
+        transfer,
+        ids,
+    } = *settings;
     let started = Instant::now();
     let located = match (at, input) {
         (Some(_), Input::Record(_)) => {

@@ -42,7 +42,7 @@ type FileOut = BufWriter<AtomicFile>;
 /// The stage after the raw hash: a compressor (then age, when asked) or
 /// the file itself.
 enum Stage {
-    Zstd(compress::Encoder<Seal<HashWriter<FileOut>>>),
+    Zstd(Box<compress::Encoder<Seal<HashWriter<FileOut>>>>),
     Plain(FileOut),
 }
 
@@ -78,11 +78,11 @@ impl Sink {
         let file = AtomicFile::create(dest, 0o600)?;
         let out = BufWriter::with_capacity(WRITE_BUFFER, file);
         let stage = match compression.level {
-            Some(level) => Stage::Zstd(compress::encoder(
+            Some(level) => Stage::Zstd(Box::new(compress::encoder(
                 Seal::new(recipients, HashWriter::new(out))?,
                 level,
                 compression.threads,
-            )?),
+            )?)),
             None if recipients.is_some() => {
                 return Err(anyhow::anyhow!("an encrypted snapshot is compressed"));
             }
