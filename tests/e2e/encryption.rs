@@ -21,13 +21,14 @@ const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
 
 /// An age key pair made by `age-keygen`: the identity file and its
 /// public key.
-struct Key {
-    file: PathBuf,
-    public: String,
+pub struct Key {
+    pub file: PathBuf,
+    pub public: String,
     secret: String,
 }
 
-fn keygen(s: &Scratch, name: &str) -> Key {
+/// Makes an identity file `name` in the scratch directory.
+pub fn keygen(s: &Scratch, name: &str) -> Key {
     let file = s.join(name);
     let out = Command::new("age-keygen")
         .arg("-o")
@@ -88,7 +89,7 @@ fn live_db(db: &Path) -> Writer {
 }
 
 /// Asserts a stored object is an age file with nothing readable in it.
-fn assert_sealed(path: &Path) {
+pub fn assert_sealed(path: &Path) {
     let bytes = std::fs::read(path).unwrap();
     assert!(
         bytes.starts_with(AGE_MAGIC),

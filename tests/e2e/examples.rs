@@ -356,3 +356,49 @@ fn crontab_every_minute_line_runs_increments_under_its_lock() {
         .success();
     assert_eq!(count(&restored, "users"), 32, "both minutes' rows");
 }
+
+/// backup-databases with RECIPIENTS_FILE stores only age files; the drill
+/// restores them only with the identity (SQLKEEP_AGE_IDENTITY_FILE), and
+/// without it fails naming the recipient.
+#[test]
+fn encrypted_backups_pass_the_drill_only_with_the_identity() {
+    let s = Scratch::new();
+    app_storage(&s);
+    let key = crate::encryption::keygen(&s, "key.txt");
+    std::fs::write(s.join("recipients.txt"), format!("{}\n", key.public)).unwrap();
+    run(
+        &s,
+        "backup-databases",
+        &[
+            ("DATABASES", "storage"),
+            ("REMOTE", "backups/databases"),
+            ("RECIPIENTS_FILE", "recipients.txt"),
+        ],
+        &[],
+        &[],
+    )
+    .success();
+    let objects: Vec<String> = list_files(&s.join("backups/databases"))
+        .into_iter()
+        .filter(|f| !f.ends_with(".json"))
+        .collect();
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    for object in &objects {
+        assert!(object.ends_with(".sqlite3.zst.age"), "{object}");
+        crate::encryption::assert_sealed(&s.join("backups/databases").join(object));
+    }
+    let drill = [
+        ("REMOTE", "backups/databases"),
+        ("DATABASES", "production production_queue"),
+        ("EXPECT_TABLES", "users posts"),
+    ];
+    run(&s, "restore-drill", &drill, &[], &[])
+        .expect_code(1)
+        .stderr_has(&key.public);
+    let identity = key.file.display().to_string();
+    let mut with_key = drill.to_vec();
+    with_key.push(("SQLKEEP_AGE_IDENTITY_FILE", &identity));
+    run(&s, "restore-drill", &with_key, &[], &[])
+        .success()
+        .stderr_has("restore-drill OK");
+}
