@@ -73,15 +73,22 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// stays a delta.
 const PACE: u32 = 400;
 
-/// Starts the bank writer on `db` and adds the marker row beside its
-/// tables, committed while the writer runs.
+/// Starts the bank writer on `db` and adds the marker row (and padding)
+/// beside its tables, committed while the writer runs.
 fn live_db(db: &Path) -> Writer {
     let mut writer = Writer::start_paced(db, "wal", PACE);
     let conn = Connection::open(db).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .unwrap();
+    // 2 MB of padding: the writer's commits between two runs then change
+    // far fewer than half the pages, so every increment stays a delta.
     conn.execute_batch(&format!(
-        "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('{MARKER}');"
+        "BEGIN;
+         CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('{MARKER}');
+         CREATE TABLE padding (b BLOB);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+           INSERT INTO padding SELECT randomblob(4000) FROM n;
+         COMMIT;"
     ))
     .unwrap();
     writer.wait_for(writer.committed + 50);
