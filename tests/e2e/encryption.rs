@@ -103,11 +103,9 @@ pub fn assert_sealed(path: &Path) {
         "{} is not age",
         path.display()
     );
-    for plain in [
-        &b"SQLite format 3"[..],
-        MARKER.as_bytes(),
-        &[0x28, 0xb5, 0x2f, 0xfd],
-    ] {
+    // Long strings only: four bytes such as zstd's magic turn up in a
+    // megabyte of ciphertext by chance.
+    for plain in [&b"SQLite format 3\0"[..], MARKER.as_bytes()] {
         assert!(
             !bytes.windows(plain.len()).any(|w| w == plain),
             "{} holds {:?}",
