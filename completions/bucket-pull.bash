@@ -23,7 +23,7 @@ _bucket__pull() {
 
     case "${cmd}" in
         bucket__pull)
-            opts="-o -i -q -v -h -V --output --latest --force --even-if-open --if-missing --at --list --identity --passphrase-file --passphrase-env --tries --timeout --quiet --verbose --help --version"
+            opts="-o -i -q -v -h -V --output --latest --force --even-if-open --if-missing --at --all --list --identity --passphrase-file --passphrase-env --tries --timeout --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -9,6 +9,7 @@ complete -c bucket-pull -l latest -d 'Restore the newest snapshot under a prefix
 complete -c bucket-pull -l force -d 'Replace an existing non-empty file (stop the application first)'
 complete -c bucket-pull -l even-if-open -d 'Replace the target even when another process has it open (its writes go to the old file and are lost)'
 complete -c bucket-pull -l if-missing -d 'Restore only when the target is absent or empty; otherwise exit 0 quietly'
+complete -c bucket-pull -l all -d 'Restore every database under SOURCE (each prefix holding a latest.json) into the directory -o, at its path relative to SOURCE (tenants/acme/production → DIR/tenants/acme/production.sqlite3)'
 complete -c bucket-pull -l list -d 'Print one `object` record per stored snapshot under each prefix, newest first, and restore nothing'
 complete -c bucket-pull -s q -l quiet -d 'Log only warnings and errors on stderr'
 complete -c bucket-pull -s v -l verbose -d 'Log detail lines (INFO) too'

@@ -1,7 +1,13 @@
 //! Turning arguments and stdin lines into the databases to work on.
 //!
-//! A directory stands for the `*.sqlite3` files directly in it (never their
-//! `-wal`/`-shm` companions), minus those matching `--exclude`. A directory
+//! A directory stands for the `*.sqlite3` files below it, at any depth
+//! (never their `-wal`/`-shm` companions, never through a symbolic link),
+//! minus those matching `--exclude`. Each is named by its path relative to
+//! the directory without the extension (`tenants/acme/production` for
+//! `storage/tenants/acme/production.sqlite3`): one database per tenant
+//! (Rails' `activerecord-tenanted`) gives many files named `production`,
+//! and their names must not collide in a remote. A database directly in
+//! the directory keeps its stem, as a file given by path does. A directory
 //! holding no database is an error (exit 3), because a nightly job that
 //! quietly backs up nothing is the failure operators find too late.
 
@@ -19,6 +25,9 @@ pub struct Target {
     pub label: String,
     /// The database file.
     pub path: PathBuf,
+    /// Its name in a remote: its stem, or its path relative to the
+    /// directory it was found in, without the extension.
+    pub name: String,
     /// The record it came from, whose fields are carried along.
     pub carried: Option<Record>,
 }
@@ -56,17 +65,25 @@ pub fn targets(input: &Input, excludes: &GlobSet) -> Result<Vec<Target>> {
     if !path.is_dir() {
         return Ok(vec![Target {
             label: text.to_string(),
+            name: crate::repo::names::db_name_of(&path),
             path,
             carried,
         }]);
     }
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&path)
-        .with_context(|| "cannot list directory")?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "sqlite3"))
-        .filter(|p| !is_excluded(p, excludes))
-        .collect();
-    found.sort();
+    let mut found: Vec<(PathBuf, String)> = Vec::new();
+    for entry in walkdir::WalkDir::new(&path).sort_by_file_name() {
+        let entry = entry.with_context(|| "cannot list directory")?;
+        let p = entry.path();
+        if !entry.file_type().is_file() || p.extension().is_none_or(|e| e != "sqlite3") {
+            continue;
+        }
+        let rel = p.strip_prefix(&path).expect("below the walked directory");
+        if is_excluded(p, excludes) || excludes.is_match(rel) {
+            continue;
+        }
+        let name = rel.with_extension("").to_string_lossy().into_owned();
+        found.push((p.to_path_buf(), name));
+    }
     if found.is_empty() {
         return Err(fail(
             Exit::NotFound,
@@ -75,9 +92,10 @@ pub fn targets(input: &Input, excludes: &GlobSet) -> Result<Vec<Target>> {
     }
     Ok(found
         .into_iter()
-        .map(|p| Target {
+        .map(|(p, name)| Target {
             label: p.display().to_string(),
             path: p,
+            name,
             carried: carried.clone(),
         })
         .collect())

@@ -214,19 +214,30 @@ pub fn db_name_of(path: &Path) -> String {
         .unwrap_or_else(|| "database".to_string())
 }
 
-/// A database name as a key of one segment (the prefix in a remote).
+/// A database name as a key (its prefix in a remote): one segment, or
+/// several for a database found below a directory
+/// (`tenants/acme/production`), each validated.
 pub fn db_key(name: &str) -> anyhow::Result<Key> {
-    Key::segment(name)
+    Key::parse(name)
 }
+
+/// How a database name is written in a local file name: a `/` cannot be,
+/// so it is `%2F` (read back by [`parse_snapshot_file_name`]).
+fn file_safe(db: &str) -> String {
+    db.replace('/', SLASH)
+}
+
+/// What stands for `/` in a local file name.
+const SLASH: &str = "%2F";
 
 /// The local snapshot file name: `<db>-<stem>.sqlite3.zst`.
 pub fn snapshot_file_name(db: &str, point: &PointName, compressed: bool) -> String {
-    format!("{db}-{}", point.object(compressed))
+    format!("{}-{}", file_safe(db), point.object(compressed))
 }
 
 /// The local file name of any snapshot object: `<db>-<object name>`.
 pub fn object_file_name(db: &str, object: &ObjectName) -> String {
-    format!("{db}-{object}")
+    format!("{}-{object}", file_safe(db))
 }
 
 /// Reads `<db>-<stem>.sqlite3[.zst]` back into its parts.
@@ -243,7 +254,7 @@ pub fn parse_snapshot_file_name(name: &str) -> Option<(String, PointName, bool)>
         (rest, last.to_string())
     };
     let point = PointName::parse_stem(&stem)?;
-    (!db.is_empty()).then(|| (db.to_string(), point, compressed))
+    (!db.is_empty()).then(|| (db.replace(SLASH, "/"), point, compressed))
 }
 
 #[cfg(test)]
@@ -332,6 +343,15 @@ mod tests {
             Some(("app".into(), old, true))
         );
         assert_eq!(parse_snapshot_file_name("production.sqlite3"), None);
+        let nested = snapshot_file_name("tenants/acme/production", &old, true);
+        assert_eq!(
+            nested,
+            "tenants%2Facme%2Fproduction-20261122T030000Z.sqlite3.zst"
+        );
+        assert_eq!(
+            parse_snapshot_file_name(&nested).map(|(db, _, _)| db),
+            Some("tenants/acme/production".into())
+        );
     }
 
     #[test]

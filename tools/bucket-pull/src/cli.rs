@@ -39,6 +39,7 @@ bucket-pull /mnt/backups/databases/production -o storage/production.sqlite3 --if
 bucket-pull b2:my-bucket/databases/production --latest -o /tmp/drill.sqlite3 | sqlite-verify --max-age 26h\n  \
 bucket-pull ./backups/app/20261122T030000Z-c80998b8.sqlite3.zst -o restored.sqlite3\n  \
 bucket-pull s3://my-bucket/databases/production --list\n  \
+bucket-pull s3://my-bucket/databases --all -o storage/ --if-missing\n  \
 bucket-pull b2:my-bucket/databases/production -i ~/.config/sqlkeep/key.txt -o /tmp/drill.sqlite3\n  \
 bucket-pull s3://my-bucket/databases/production --at 2026-11-20 -o /tmp/before.sqlite3\n  \
 bucket-pull s3://my-bucket/databases/production --at 2026-11-20T14:30:00Z -o /tmp/before.sqlite3\n\n\
@@ -73,6 +74,10 @@ pub struct Args {
     /// Restore the newest restore point taken at or before TIME (RFC 3339; 2026-11-20T14:30 for the end of that minute, or YYYY-MM-DD for the end of that day, UTC)
     #[arg(long, value_name = "TIME", conflicts_with = "latest")]
     pub at: Option<String>,
+
+    /// Restore every database under SOURCE (each prefix holding a latest.json) into the directory -o, at its path relative to SOURCE (tenants/acme/production → DIR/tenants/acme/production.sqlite3)
+    #[arg(long, requires = "output", conflicts_with_all = ["at", "list"])]
+    pub all: bool,
 
     /// Print one `object` record per stored snapshot under each prefix, newest first, and restore nothing
     #[arg(long, conflicts_with_all = ["output", "force", "if_missing", "latest", "at"])]

@@ -6,6 +6,7 @@
 //! losing the one it replaces. One `restored` record per file goes to
 //! stdout.
 
+pub mod all;
 pub mod cli;
 pub mod list;
 pub mod rebuild;
@@ -59,6 +60,17 @@ pub fn run(args: Args) -> Result<Exit> {
                 continue;
             }
         };
+        let settings = Settings {
+            args: &args,
+            output: output.as_deref(),
+            at,
+            transfer,
+            ids: &ids,
+        };
+        if args.all {
+            all::pull_all(&input, &settings, &mut targets, &log, &mut out, &mut tally)?;
+            continue;
+        }
         if args.list {
             match list_one(&input, transfer, &log) {
                 Ok(records) => {
@@ -70,13 +82,6 @@ pub fn run(args: Args) -> Result<Exit> {
             }
             continue;
         }
-        let settings = Settings {
-            args: &args,
-            output: output.as_deref(),
-            at,
-            transfer,
-            ids: &ids,
-        };
         match pull_one(&input, &settings, &mut targets, &log) {
             Ok(Some(record)) => out.emit(&record)?,
             Ok(None) => {}
@@ -131,7 +136,7 @@ fn prepare_output(output: Option<&Path>) -> Result<Option<PathBuf>> {
 }
 
 /// What every restore of a run shares.
-struct Settings<'a> {
+pub(crate) struct Settings<'a> {
     args: &'a Args,
     output: Option<&'a Path>,
     at: Option<Timestamp>,
@@ -147,11 +152,10 @@ fn pull_one(
     log: &Log,
 ) -> Result<Option<Record>> {
     let Settings {
-        args,
         output,
         at,
         transfer,
-        ids,
+        ..
     } = *settings;
     let started = Instant::now();
     let located = match (at, input) {
@@ -165,6 +169,19 @@ fn pull_one(
         (None, Input::Record(record)) => locate_record(record, transfer)?,
     };
     let target = target_path(output, &located.file_name())?;
+    restore_into(&located, target, settings, targets, log, started)
+}
+
+/// Restores what `located` names into `target`, when the flags allow.
+pub(crate) fn restore_into(
+    located: &Located,
+    target: PathBuf,
+    settings: &Settings<'_>,
+    targets: &mut HashSet<PathBuf>,
+    log: &Log,
+    started: Instant,
+) -> Result<Option<Record>> {
+    let Settings { args, ids, .. } = *settings;
     if !targets.insert(target.clone()) {
         return Err(fail(
             Exit::Usage,
@@ -189,9 +206,9 @@ fn pull_one(
         }
         Decision::Restore { mode, replaces } => (mode, replaces),
     };
-    let restored = restore::restore(&located, &target, mode, ids, log)?;
+    let restored = restore::restore(located, &target, mode, ids, log)?;
     let url = located.url();
-    let record = restored_record(&located, &target, &restored, replaces);
+    let record = restored_record(located, &target, &restored, replaces);
     if let Restorable::Unchecked { .. } = located.what {
         log.warn(
             &url,

@@ -133,7 +133,7 @@ fn maintain(target: &Target, plan: &Plan, log: &Log) -> Result<(Record, Vec<Prob
     let mut record = Record::new("maint");
     record
         .set("path", path.display().to_string())
-        .set("db", sqlkeep_common::repo::names::db_name_of(&path))
+        .set("db", target.name.as_str())
         .set("before", before.to_json());
     let mut problems = Vec::new();
     let mut ran: Vec<String> = Vec::new();

@@ -243,7 +243,7 @@ fn snapshot(
 pub(crate) fn identify(target: &Target) -> Result<(PathBuf, String)> {
     sqlite::check_file(&target.path)?;
     let source = sqlite::canonical(&target.path)?;
-    let db = names::db_name_of(&target.path);
+    let db = target.name.clone();
     names::db_key(&db)?;
     Ok((source, db))
 }
