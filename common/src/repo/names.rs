@@ -340,7 +340,7 @@ mod tests {
         );
         assert_eq!(
             parse_snapshot_file_name("app-20261122T030000Z.sqlite3.zst"),
-            Some(("app".into(), old, true))
+            Some(("app".into(), old.clone(), true))
         );
         assert_eq!(parse_snapshot_file_name("production.sqlite3"), None);
         let nested = snapshot_file_name("tenants/acme/production", &old, true);
