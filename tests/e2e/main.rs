@@ -13,6 +13,7 @@ mod age_cli;
 mod bad_input;
 mod bank;
 mod consistency;
+mod encrypted_sync;
 mod encryption;
 mod examples;
 mod full_disk;

@@ -5,7 +5,7 @@
 //! destination is assumed to change only through blob-sync runs that
 //! share this cache; `--full-check` lists it when that is not so.
 
-use crate::tree::{Tree, parse_manifest};
+use crate::tree::{Manifest, parse_manifest};
 use anyhow::Result;
 use sqlkeep_common::atomic::write_atomic;
 use sqlkeep_common::digest::sha256_hex;
@@ -25,8 +25,8 @@ pub fn path(dest: &str, dir: Option<&Path>) -> Option<PathBuf> {
     Some(dir.join(format!("{}.json", &key[..16])))
 }
 
-/// The cached tree, if there is a readable one.
-pub fn load(path: &Path) -> Option<Tree> {
+/// The cached manifest, if there is a readable one.
+pub fn load(path: &Path) -> Option<Manifest> {
     let bytes = std::fs::read(path).ok()?;
     parse_manifest(&bytes, &path.display().to_string()).ok()
 }

@@ -32,12 +32,37 @@ depth (`*.tmp`, `cache/*.bin`); a leading / anchors it at the top (`/tmp/**`); `
 stay within one path segment, `**` crosses them, `{a,b}` and `[a-z]` as usual; a pattern \
 ending in / stands for everything under that directory. A file is skipped when an \
 exclude (default, --exclude, --exclude-from) matches it; when --include is given, a file \
-must also match an include. Excluded files are never deleted from the destination.",
+must also match an include. Excluded files are never deleted from the destination.\n\n\
+Encryption: with --recipient/--recipients-file (age public keys) or --passphrase-file/\
+--passphrase-env, every file copied into DEST is encrypted with age while it streams, \
+whether DEST is a remote or a directory; no plaintext or ciphertext copy is made. Files \
+keep their names; DEST's manifest says whom they are encrypted to (public keys, or \
+\"scrypt\" for a passphrase), and keeps each file's plaintext size and SHA-256 (so an \
+unchanged file is not copied again) with the stored file's. Each file is plain age: \
+`age -d -i key.txt FILE` reads it without sqlkeep. An encrypted DEST is never given \
+plaintext: a run without recipients is refused (exit 2). A DEST holding plaintext, or \
+encrypted to other recipients (or another passphrase), is re-encrypted whole: every file \
+is copied again so all of DEST opens with the current keys; one WARN line says why and \
+the record counts them (\"reencrypted\"). A re-encryption that would leave files of DEST \
+behind (not in SOURCE, or filtered out) is refused (exit 5) unless --delete removes them. \
+A passphrase costs scrypt's work (about a second) for every file, each age file having its \
+own salt: for many files prefer keys. As a manifest can only say \"scrypt\", a run with \
+files to copy first tries the passphrase on DEST's smallest file (one GET).\n\n\
+Restoring an encrypted tree (a remote, or a directory, whose manifest says it is \
+encrypted) into a local directory needs --identity (or SQLKEEP_AGE_IDENTITY_FILE) or the \
+passphrase flags, which then decrypt; without them, or with an identity that cannot \
+decrypt, the run exits 2 before any file is written. Each file is decrypted while it \
+downloads, its stored bytes and its plaintext checked against the manifest, written to a \
+temporary file, fsynced and renamed: a damaged or tampered file fails alone (exit 1), \
+leaving whatever was at its path. With --full-check the manifest is read too (one GET): \
+only it says whether, and to whom, the files are encrypted.",
     after_help = "Examples:\n  \
 blob-sync storage/ b2:my-bucket/files                 # nightly, Active Storage\n  \
 blob-sync --delete storage/ s3://my-bucket/files       # also remove deleted uploads\n  \
 blob-sync --dry-run --delete storage/ /mnt/nas/files   # show the plan\n  \
-blob-sync s3://my-bucket/files storage/                # restore\n\n\
+blob-sync s3://my-bucket/files storage/                # restore\n  \
+blob-sync --recipients-file keys.txt storage/ s3://my-bucket/files   # encrypted\n  \
+blob-sync -i key.txt s3://my-bucket/files storage/     # restore an encrypted tree\n\n\
 Exit status: 0 in sync, 1 a file failed (others still copied), 2 usage, 3 source not found, \
 4 storage unavailable after retries, 5 refused (source empty or missing, too many deletes)."
 )]
@@ -97,6 +122,33 @@ pub struct Args {
     /// Retries and timeouts.
     #[command(flatten)]
     pub remote_args: RemoteArgs,
+
+    /// Encrypt to this age public key, age1… (repeatable; only public keys are needed to back up)
+    #[arg(long, value_name = "KEY", help_heading = "Encryption")]
+    pub recipient: Vec<String>,
+
+    /// Encrypt to every key in FILE, age's recipients format (`age-keygen -y key.txt` prints one); repeatable
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath, help_heading = "Encryption")]
+    pub recipients_file: Vec<PathBuf>,
+
+    /// Encrypt with the passphrase in FILE (its first line) instead of keys; restoring an encrypted tree, decrypt with it
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath,
+          help_heading = "Encryption", conflicts_with = "passphrase_env")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Encrypt with the passphrase in the environment variable VAR instead of keys; restoring an encrypted tree, decrypt with it
+    #[arg(long, value_name = "VAR", help_heading = "Encryption")]
+    pub passphrase_env: Option<String>,
+
+    /// scrypt work factor (log2 N) for a passphrase; tests lower it
+    #[arg(long, value_name = "N", hide = true,
+          value_parser = clap::value_parser!(u8).range(1..=30))]
+    pub scrypt_work_factor: Option<u8>,
+
+    /// Decrypt with the age identities in FILE (what age-keygen writes); repeatable [env: SQLKEEP_AGE_IDENTITY_FILE]
+    #[arg(short = 'i', long, value_name = "FILE", value_hint = clap::ValueHint::FilePath,
+          help_heading = "Decryption")]
+    pub identity: Vec<PathBuf>,
 
     /// -q and -v.
     #[command(flatten)]

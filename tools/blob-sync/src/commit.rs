@@ -13,11 +13,19 @@
 //! exit 4. Where the storage cannot check conditions (rclone's server), the
 //! re-read leaves a window of one request; a local destination is locked
 //! for the whole run instead.
+//!
+//! The manifest also says whom the files are encrypted to, so entries may
+//! only be merged under the label they were written with: a manifest
+//! relabelled (a re-encryption) keeps only the entries this run wrote, and
+//! a run that finds the destination relabelled by another run under a
+//! third label records nothing (exit 4: run again).
 
+use crate::crypt::same;
 use crate::side::Side;
-use crate::tree::{Entry, Tree, manifest_json};
+use crate::tree::{Entry, Manifest, Tree, manifest_json};
 use anyhow::{Context, Result};
-use sqlkeep_common::exit::{Conflict, is_conflict};
+use sqlkeep_common::crypt::Encryption;
+use sqlkeep_common::exit::{Conflict, Exit, fail, is_conflict};
 use sqlkeep_common::key::Key;
 use sqlkeep_common::store::Condition;
 
@@ -31,24 +39,54 @@ pub struct Changes {
     pub updated: Vec<(Key, Entry)>,
     /// Files now gone.
     pub deleted: Vec<Key>,
+    /// Whom the files this run wrote are encrypted to (None: plaintext).
+    pub encryption: Option<Encryption>,
+    /// The destination's encryption when this run planned.
+    pub planned: Option<Encryption>,
+    /// Every file was written anew (a re-encryption): no entry this run did
+    /// not write is vouched for, whatever its label says.
+    pub rewrite_all: bool,
 }
 
 impl Changes {
     /// True when there is nothing to record.
     pub fn is_empty(&self) -> bool {
-        self.updated.is_empty() && self.deleted.is_empty()
+        self.updated.is_empty()
+            && self.deleted.is_empty()
+            && !self.rewrite_all
+            && same(self.encryption.as_ref(), self.planned.as_ref())
     }
 
-    /// `base` with these changes applied.
-    pub fn apply(&self, base: &Tree) -> Tree {
-        let mut tree = base.clone();
+    /// `base` with these changes applied. Entries of `base` are kept only
+    /// when they carry this run's label; a base under a label this run
+    /// neither planned against nor writes is a conflict (exit 4).
+    pub fn apply(&self, base: &Manifest) -> Result<Tree> {
+        let ours = same(base.encryption.as_ref(), self.encryption.as_ref());
+        if !ours && !same(base.encryption.as_ref(), self.planned.as_ref()) {
+            return Err(fail(
+                Exit::Unavailable,
+                "the destination's encryption changed during this run (another run with other \
+                 recipients?); its files were copied but not recorded: run again",
+            ));
+        }
+        let mut tree = if ours && !self.rewrite_all {
+            base.tree.clone()
+        } else {
+            Tree::new()
+        };
         for (key, entry) in &self.updated {
             tree.insert(key.clone(), entry.clone());
         }
         for key in &self.deleted {
             tree.remove(key);
         }
-        tree
+        // Under an encryption label, an entry must say what is stored; one
+        // that cannot (a file found changed whose copy then failed) is not
+        // vouched for, and the next run copies it again.
+        if self.encryption.is_some() {
+            tree.retain(|_, e| e.stored.is_some());
+        }
+        Ok(tree)
     }
 }
 
@@ -65,8 +103,13 @@ pub fn write(
     if changes.is_empty() {
         return Ok(None);
     }
+    let label = changes.encryption.as_ref();
     if let Side::Dir(_) = dst {
-        let text = manifest_json(&changes.apply(planned), source);
+        let base = Manifest {
+            tree: planned.clone(),
+            encryption: changes.planned.clone(),
+        };
+        let text = manifest_json(&changes.apply(&base)?, source, label);
         dst.write_manifest(&text, &Condition::Any)
             .context("writing the destination manifest")?;
         return Ok(Some(text));
@@ -75,11 +118,17 @@ pub fn write(
         let current = dst
             .current_manifest()
             .context("reading the destination manifest before writing it")?;
-        let (base, condition) = match &current {
-            Some((tree, fetched)) => (tree, Condition::unchanged_since(Some(fetched))),
-            None => (planned, Condition::Absent),
+        let (base, condition) = match current {
+            Some((manifest, fetched)) => (manifest, Condition::unchanged_since(Some(&fetched))),
+            None => (
+                Manifest {
+                    tree: planned.clone(),
+                    encryption: changes.planned.clone(),
+                },
+                Condition::Absent,
+            ),
         };
-        let text = manifest_json(&changes.apply(base), source);
+        let text = manifest_json(&changes.apply(&base)?, source, label);
         match dst.write_manifest(&text, &condition) {
             Ok(()) => return Ok(Some(text)),
             Err(e) if is_conflict(&e) => continue,
@@ -102,12 +151,16 @@ mod tests {
             bytes,
             mtime_ns: None,
             sha256: None,
+            stored: None,
         }
+    }
+
+    fn k(s: &str) -> Key {
+        Key::parse(s).unwrap()
     }
 
     #[test]
     fn changes_apply_over_another_runs_entries() {
-        let k = |s: &str| Key::parse(s).unwrap();
         let theirs: Tree = [
             (k("theirs/a"), e(1)),
             (k("shared"), e(2)),
@@ -118,10 +171,74 @@ mod tests {
         let changes = Changes {
             updated: vec![(k("mine/b"), e(4)), (k("shared"), e(5))],
             deleted: vec![k("gone")],
+            ..Changes::default()
         };
-        let merged = changes.apply(&theirs);
+        let merged = changes
+            .apply(&Manifest {
+                tree: theirs,
+                encryption: None,
+            })
+            .unwrap();
         let keys: Vec<&str> = merged.keys().map(Key::as_str).collect();
         assert_eq!(keys, ["mine/b", "shared", "theirs/a"]);
         assert_eq!(merged[&k("shared")].bytes, 5);
+    }
+
+    #[test]
+    fn a_relabelled_manifest_keeps_only_what_this_run_wrote() {
+        let old = Encryption::age(vec![
+            "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p".into(),
+        ]);
+        let new = Encryption::age(vec![
+            "age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg".into(),
+        ]);
+        let base = Manifest {
+            tree: [(k("left/behind"), e(1)), (k("rewritten"), e(2))]
+                .into_iter()
+                .collect(),
+            encryption: Some(old.clone()),
+        };
+        let sealed = Entry {
+            stored: Some(crate::tree::Stored {
+                bytes: 200,
+                sha256: "ab".repeat(32),
+            }),
+            ..e(3)
+        };
+        let changes = Changes {
+            updated: vec![(k("rewritten"), sealed), (k("unvouched"), e(4))],
+            encryption: Some(new.clone()),
+            planned: Some(old.clone()),
+            rewrite_all: true,
+            ..Changes::default()
+        };
+        let tree = changes.apply(&base).unwrap();
+        assert_eq!(
+            tree.keys().map(Key::as_str).collect::<Vec<_>>(),
+            ["rewritten"],
+            "neither the old label's entries nor one without its stored bytes"
+        );
+
+        // Another run relabelled the destination meanwhile: nothing is
+        // recorded under a label neither run planned.
+        let third = Manifest {
+            tree: Tree::new(),
+            encryption: None,
+        };
+        let err = changes.apply(&third).unwrap_err();
+        assert_eq!(sqlkeep_common::exit::exit_of(&err), Exit::Unavailable);
+
+        // A plain run into a plain destination merges as always.
+        let plain = Changes {
+            updated: vec![(k("mine"), e(1))],
+            ..Changes::default()
+        };
+        assert!(!plain.is_empty());
+        assert!(Changes::default().is_empty());
+        let relabel = Changes {
+            encryption: Some(new),
+            ..Changes::default()
+        };
+        assert!(!relabel.is_empty(), "a new label alone is worth writing");
     }
 }

@@ -7,20 +7,27 @@
 //! per-file request), compute the whole [`plan`], refuse it if it deletes
 //! too much, copy in parallel, delete, and record the changes in the
 //! destination's manifest last ([`commit`]), merged with any other run's.
+//! What is encrypted or decrypted on the way is decided ([`crypt`]) as
+//! soon as both sides' manifests are known, before anything is copied;
+//! files are sealed or opened while they stream ([`copy`]).
 
 pub mod cache;
 pub mod cli;
 pub mod commit;
+pub mod copy;
+pub mod crypt;
 pub mod filter;
 pub mod plan;
 pub mod side;
 pub mod tree;
+pub mod workers;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 use cli::Args;
+use crypt::Keys;
 use filter::Filter;
-use plan::MaxDelete;
+use plan::{MaxDelete, Sealed};
 use serde_json::json;
 use side::Side;
 use sqlkeep_common::address::Address;
@@ -30,9 +37,6 @@ use sqlkeep_common::lock::DirLock;
 use sqlkeep_common::log::Log;
 use sqlkeep_common::record::{Output, Record};
 use sqlkeep_common::units::{human_bytes, human_duration};
-use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tree::{Entry, Tree};
 
@@ -71,15 +75,8 @@ pub fn run(args: Args) -> Result<Exit> {
     let source_name = source_address.to_string();
     let dest_name = dest_address.to_string();
 
-    // Two runs into one local directory take turns; a remote destination
-    // is protected by the conditional write of its manifest instead.
-    let _lock = match (&dst, args.dry_run) {
-        (Side::Dir(dir), false) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            Some(DirLock::exclusive(dir, LOCK_WAIT)?)
-        }
-        _ => None,
-    };
+    // The source first, and what it takes to read it: a restore that
+    // cannot decrypt stops here, before the destination is even created.
     let source = src.source_state(&filter, args.full_check)?;
     for problem in &source.problems {
         log.warn(&source_name, problem);
@@ -90,6 +87,23 @@ pub fn run(args: Args) -> Result<Exit> {
             format!("{source_name}: no such source"),
         ));
     }
+    let keys = Keys::new(
+        &args,
+        source.encryption.as_ref(),
+        &source_name,
+        dest_address.local_path().is_some(),
+        &log,
+    )?;
+
+    // Two runs into one local directory take turns; a remote destination
+    // is protected by the conditional write of its manifest instead.
+    let _lock = match (&dst, args.dry_run) {
+        (Side::Dir(dir), false) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            Some(DirLock::exclusive(dir, LOCK_WAIT)?)
+        }
+        _ => None,
+    };
     let cache_path = cache::path(&dest_name, args.cache_dir.as_deref());
     let cached = if args.full_check {
         None
@@ -97,14 +111,29 @@ pub fn run(args: Args) -> Result<Exit> {
         cache_path.as_deref().and_then(cache::load)
     };
     let dest = dst.dest_state(&filter, args.full_check, cached)?;
-    let plan = plan::make(&src, &source.tree, &dst, &dest.tree, args.delete)?;
+    keys.check_dest(dest.encryption.as_ref(), &dest_name)?;
+    let sealed = Sealed {
+        source: source.encryption.is_some(),
+        dest: dest.encryption.is_some(),
+    };
+    let mut plan = plan::make(&src, &source.tree, &dst, &dest.tree, args.delete, sealed)?;
+    let rewrite = keys.rewrite_reason(&dst, &dest, &plan, &log)?;
+    if let Some(why) = &rewrite {
+        plan.rewrite_all(&source.tree);
+        log.warn(&dest_name, why);
+    }
     let mut refusal = plan::check_deletes(
         &plan,
         &source.tree,
         source.exists,
         dest.tree.len() as u64,
         max_delete,
-    );
+    )
+    .and_then(|()| match (&rewrite, &dest.encryption) {
+        (Some(_), Some(was)) => plan::check_rewrite(&plan, &dest.full, &crypt::whom(was)),
+        (Some(_), None) => plan::check_rewrite(&plan, &dest.full, "in plaintext"),
+        (None, _) => Ok(()),
+    });
     if !args.dry_run {
         std::mem::replace(&mut refusal, Ok(()))?;
     }
@@ -114,12 +143,24 @@ pub fn run(args: Args) -> Result<Exit> {
         .set("source", source_name.as_str())
         .set("dest", dest_name.as_str())
         .set("dest_state_from", dest.how.name());
+    if let Some(label) = keys.label() {
+        record.set("encryption", label.to_value());
+    }
+    if let Some(from) = &source.encryption {
+        record.set("source_encryption", from.to_value());
+    }
+    // How many files are (or, in a dry run, would be) copied only to be
+    // encrypted to the current keys.
+    let reencrypted = |copied: usize| if rewrite.is_some() { copied } else { 0 };
     if args.dry_run {
         for (path, _) in &plan.copy {
             log.info(path.as_str(), "would copy");
         }
         for (path, _) in &plan.delete {
             log.info(path.as_str(), "would delete");
+        }
+        if keys.seal.is_some() {
+            record.set("reencrypted", reencrypted(plan.copy.len()));
         }
         record.set("dry_run", true).set(
             "plan",
@@ -167,9 +208,14 @@ pub fn run(args: Args) -> Result<Exit> {
     // Copy, then delete, then record the changes: an interrupted run
     // leaves a manifest that is at worst out of date in the safe direction
     // (files it lists as present are, or will be copied again).
-    let copied = copy_all(&src, &dst, &plan.copy, args.transfers as usize, &log);
-    let mut errors = copied.failed.len();
-    let mut changes = commit::Changes::default();
+    let copied = workers::copy_all(&src, &dst, &plan.copy, args.transfers as usize, &keys, &log);
+    let mut errors = copied.failed.len() + copied.unstarted;
+    let mut changes = commit::Changes {
+        encryption: keys.label(),
+        planned: dest.encryption.clone(),
+        rewrite_all: rewrite.is_some(),
+        ..commit::Changes::default()
+    };
     changes.updated.extend(copied.done.iter().cloned());
     // Files in place whose entry this run learned more about (a checksum,
     // a modification time) are recorded too.
@@ -196,7 +242,7 @@ pub fn run(args: Args) -> Result<Exit> {
     // tree costs no request, even when its state came from a GET.
     let manifest = match commit::write(&dst, &dest.full, &changes, &source_name)? {
         Some(text) => text,
-        None => tree::manifest_json(&dest.full, &source_name),
+        None => tree::manifest_json(&dest.full, &source_name, dest.encryption.as_ref()),
     };
     if let Some(path) = &cache_path
         && let Err(e) = cache::save(path, &manifest)
@@ -218,6 +264,9 @@ pub fn run(args: Args) -> Result<Exit> {
         errors,
     );
     record.set("links_skipped", source.links);
+    if keys.seal.is_some() {
+        record.set("reencrypted", reencrypted(copied_entries.len()));
+    }
     record.set("requests", requests(&src, &dst)).set(
         "seconds",
         (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
@@ -247,71 +296,6 @@ pub fn run(args: Args) -> Result<Exit> {
         _ if errors > 0 => Exit::Failed,
         _ => Exit::Ok,
     })
-}
-
-/// The result of the copy phase.
-struct Copied {
-    done: Vec<(Key, Entry)>,
-    failed: Vec<(Key, Entry)>,
-    worst: Option<Exit>,
-}
-
-/// Copies files with `transfers` workers, each streaming one file at a
-/// time, so memory stays bounded whatever the tree holds.
-fn copy_all(src: &Side, dst: &Side, files: &[(Key, Entry)], transfers: usize, log: &Log) -> Copied {
-    let next = AtomicUsize::new(0);
-    let done = Mutex::new(Vec::new());
-    let failed = Mutex::new(Vec::new());
-    let exits = Mutex::new(Vec::new());
-    let progress = log.interactive() && std::io::stderr().is_terminal();
-    std::thread::scope(|scope| {
-        for _ in 0..transfers.min(files.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((path, entry)) = files.get(i) else {
-                        break;
-                    };
-                    match side::copy(src, dst, path, entry) {
-                        Ok(new) => {
-                            log.info(
-                                path.as_str(),
-                                &format!("copied, {}", human_bytes(new.bytes)),
-                            );
-                            done.lock().unwrap().push((path.clone(), new));
-                        }
-                        Err(err) => {
-                            log.error(&side::describe(src, path), &err);
-                            exits.lock().unwrap().push(exit_of(&err));
-                            failed.lock().unwrap().push((path.clone(), entry.clone()));
-                        }
-                    }
-                    if progress {
-                        let n = i + 1;
-                        let _ = write!(
-                            std::io::stderr().lock(),
-                            "\r\x1b[2K{n}/{} files",
-                            files.len()
-                        );
-                    }
-                }
-            });
-        }
-    });
-    if progress {
-        let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
-    }
-    let mut exits = exits.into_inner().unwrap();
-    exits.dedup();
-    Copied {
-        done: done.into_inner().unwrap(),
-        failed: failed.into_inner().unwrap(),
-        worst: if exits.len() == 1 {
-            exits.first().copied()
-        } else {
-            None
-        },
-    }
 }
 
 /// Adds the counts of a run to its record.

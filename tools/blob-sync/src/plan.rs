@@ -19,18 +19,38 @@ pub struct Plan {
     pub keep: Tree,
 }
 
+/// Which sides hold encrypted trees: their stored files are age files,
+/// whose size and checksum say nothing of the plaintext.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sealed {
+    /// The source is an encrypted tree.
+    pub source: bool,
+    /// The destination is an encrypted tree.
+    pub dest: bool,
+}
+
 /// Compares the two trees. A file is in place when the sizes match and
 /// either the modification times and recorded SHA-256 agree (no read at
 /// all), or the SHA-256s of both sides agree once computed; a side whose
 /// digest cannot be known (a remote that was listed) is compared by size.
-pub fn make(src: &Side, source: &Tree, dst: &Side, dest: &Tree, delete: bool) -> Result<Plan> {
+/// An entry of an encrypted tree that its manifest does not vouch for is
+/// never in place: only the manifest knows what an age file holds.
+pub fn make(
+    src: &Side,
+    source: &Tree,
+    dst: &Side,
+    dest: &Tree,
+    delete: bool,
+    sealed: Sealed,
+) -> Result<Plan> {
     let mut plan = Plan::default();
     for (path, s) in source {
         let Some(d) = dest.get(path) else {
             plan.copy.push((path.clone(), s.clone()));
             continue;
         };
-        if d.bytes != s.bytes {
+        let unknown = (sealed.source && s.stored.is_none()) || (sealed.dest && d.stored.is_none());
+        if d.bytes != s.bytes || unknown {
             plan.copy.push((path.clone(), s.clone()));
             continue;
         }
@@ -57,6 +77,7 @@ pub fn make(src: &Side, source: &Tree, dst: &Side, dest: &Tree, delete: bool) ->
                     bytes: s.bytes,
                     mtime_ns: s.mtime_ns.or(d.mtime_ns),
                     sha256: source_sha.or(dest_sha),
+                    stored: d.stored.clone(),
                 },
             );
         } else {
@@ -71,6 +92,45 @@ pub fn make(src: &Side, source: &Tree, dst: &Side, dest: &Tree, delete: bool) ->
         }
     }
     Ok(plan)
+}
+
+impl Plan {
+    /// Copies every source file, none left in place: a destination
+    /// encrypted to other recipients (or not at all) is rewritten whole.
+    pub fn rewrite_all(&mut self, source: &Tree) {
+        self.copy = source.iter().map(|(k, e)| (k.clone(), e.clone())).collect();
+        self.keep.clear();
+    }
+}
+
+/// Refuses a re-encryption that would leave files behind under the old
+/// keys (or in plaintext) while the manifest says every file is readable
+/// with the new ones: destination files this run neither rewrites nor
+/// deletes (not in the source, or outside the filters). Nothing has been
+/// changed when this is called.
+pub fn check_rewrite(plan: &Plan, dest_full: &Tree, was: &str) -> Result<()> {
+    let rewritten: std::collections::BTreeSet<&Key> = plan
+        .copy
+        .iter()
+        .chain(&plan.delete)
+        .map(|(k, _)| k)
+        .collect();
+    let left: Vec<&Key> = dest_full
+        .keys()
+        .filter(|k| !rewritten.contains(k))
+        .collect();
+    let Some(first) = left.first() else {
+        return Ok(());
+    };
+    Err(fail(
+        Exit::Refused,
+        format!(
+            "refusing to re-encrypt: {} destination files are not in the source (e.g. {first}) \
+             and would stay {was}; --delete removes them (or sync into a new destination); \
+             nothing was changed",
+            left.len()
+        ),
+    ))
 }
 
 /// The `--max-delete` limit: a count, or a percentage of the destination.

@@ -7,23 +7,24 @@
 //! followed on every run) fails that entry. A remote side is reached only
 //! through validated keys, so nothing can be read, written or deleted
 //! outside its prefix.
+//!
+//! An encrypted tree (its manifest says so) is known by its manifest, on
+//! either kind of side: what is stored is age files, whose sizes and
+//! checksums say nothing about the plaintext a source is compared with.
 
 use crate::filter::Filter;
-use crate::tree::{Entry, MANIFEST, Tree, from_nanos, manifest_key, nanos, parse_manifest, walk};
+use crate::tree::{Entry, MANIFEST, Manifest, Tree, manifest_key, parse_manifest, walk};
 use anyhow::{Context, Result};
 use sqlkeep_common::address::Address;
-use sqlkeep_common::atomic::{AtomicFile, write_atomic};
+use sqlkeep_common::atomic::write_atomic;
 use sqlkeep_common::confine;
-use sqlkeep_common::digest::{HashReader, HashWriter};
+use sqlkeep_common::crypt::Encryption;
+use sqlkeep_common::digest::HashReader;
 use sqlkeep_common::exit::{Exit, fail, is_missing};
 use sqlkeep_common::key::Key;
 use sqlkeep_common::regular::open_regular;
 use sqlkeep_common::store::{self, Condition, Fetched, SMALL_OBJECT_MAX, Store, Transfer};
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-
-/// Mode of restored files, as most files in a Rails app's storage are.
-const FILE_MODE: u32 = 0o644;
 
 /// A local directory side.
 pub struct Dir {
@@ -109,6 +110,9 @@ pub struct State {
     pub exists: bool,
     /// How the state was learned.
     pub how: Source,
+    /// Whom the side's files are encrypted to, as its manifest says (None:
+    /// plaintext, or no manifest).
+    pub encryption: Option<Encryption>,
 }
 
 impl Side {
@@ -130,49 +134,38 @@ impl Side {
     }
 
     /// The state of this side as a source: a walk, or the remote's
-    /// manifest (listing only with `full_check` or when there is none).
+    /// manifest (listing only with `full_check` or when there is none). A
+    /// directory holding an encrypted tree is known by its manifest.
     pub fn source_state(&self, filter: &Filter, full_check: bool) -> Result<State> {
         match self {
             Side::Dir(dir) => {
-                if !dir.is_dir() {
-                    return Ok(State {
-                        tree: Tree::new(),
-                        full: Tree::new(),
-                        skipped: 0,
-                        links: 0,
-                        problems: Vec::new(),
-                        exists: false,
-                        how: Source::Walk,
-                    });
+                if dir.is_dir()
+                    && let Some(manifest) = encrypted_dir_manifest(dir)?
+                {
+                    return Ok(from_manifest(manifest, filter, Source::Manifest));
                 }
-                let w = walk(dir, filter, dir.follow_links)?;
-                Ok(State {
-                    full: w.tree.clone(),
-                    tree: w.tree,
-                    skipped: w.skipped,
-                    links: w.links,
-                    problems: w.problems,
-                    exists: true,
-                    how: Source::Walk,
-                })
+                walk_state(dir, filter)
             }
             Side::Remote(store) => remote_state(store.as_ref(), filter, full_check, None),
         }
     }
 
     /// The state of this side as a destination. A directory is walked (its
-    /// links are not part of it), and SHA-256s it cannot know from stat
-    /// come from its manifest; a remote comes from the cache, else its
-    /// manifest, else a listing.
+    /// links are not part of it), and what stat cannot say comes from its
+    /// manifest: the SHA-256s, and for an encrypted tree the plaintext's
+    /// size and checksum of each file still as the manifest records it (a
+    /// file changed behind its back is left without a checksum, so it is
+    /// copied again). A remote comes from the cache, else its manifest,
+    /// else a listing.
     pub fn dest_state(
         &self,
         filter: &Filter,
         full_check: bool,
-        cached: Option<Tree>,
+        cached: Option<Manifest>,
     ) -> Result<State> {
         match self {
             Side::Dir(dir) => {
-                let mut state = self.source_state(filter, false)?;
+                let mut state = walk_state(dir, filter)?;
                 // Links in a destination are not files of it: not worth a
                 // warning each, and never followed.
                 state.problems.retain(|p| !p.contains("a symbolic link"));
@@ -182,14 +175,9 @@ impl Side {
                         .and_then(|b| parse_manifest(&b, "manifest").ok())
                 });
                 if let Some(known) = known {
-                    for (path, entry) in state.tree.iter_mut() {
-                        if let Some(k) = known.get(path)
-                            && k.bytes == entry.bytes
-                            && k.mtime_ns == entry.mtime_ns
-                        {
-                            entry.sha256 = k.sha256.clone();
-                        }
-                    }
+                    join(&mut state.tree, &known);
+                    state.full = state.tree.clone();
+                    state.encryption = known.encryption;
                 }
                 Ok(state)
             }
@@ -245,15 +233,15 @@ impl Side {
 
     /// Reads the remote manifest as it is now, with its tag (None when
     /// there is none, or for a directory).
-    pub fn current_manifest(&self) -> Result<Option<(Tree, Fetched)>> {
+    pub fn current_manifest(&self) -> Result<Option<(Manifest, Fetched)>> {
         let Side::Remote(store) = self else {
             return Ok(None);
         };
         let key = manifest_key();
         match store.fetch(&key, SMALL_OBJECT_MAX) {
             Ok(fetched) => {
-                let tree = parse_manifest(&fetched.bytes, &store.url(&key))?;
-                Ok(Some((tree, fetched)))
+                let manifest = parse_manifest(&fetched.bytes, &store.url(&key))?;
+                Ok(Some((manifest, fetched)))
             }
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(e),
@@ -278,151 +266,156 @@ impl Side {
 }
 
 /// A remote's state: the cache when given, else its manifest, else (or
-/// with `full_check`) a listing.
+/// with `full_check`) a listing. The manifest is read even with
+/// `full_check` (one GET), since only it says whether the files are
+/// encrypted, and what the age files listed hold.
 fn remote_state(
     store: &dyn Store,
     filter: &Filter,
     full_check: bool,
-    cached: Option<Tree>,
+    cached: Option<Manifest>,
 ) -> Result<State> {
-    let mut how = Source::Cache;
-    let mut tree = match (full_check, cached) {
-        (false, Some(tree)) => Some(tree),
-        (false, None) => {
-            how = Source::Manifest;
+    let (manifest, mut how) = match cached {
+        Some(manifest) if !full_check => (Some(manifest), Source::Cache),
+        _ => {
             let key = manifest_key();
-            match store.get_bytes(&key) {
+            let manifest = match store.get_bytes(&key) {
                 Ok(bytes) => Some(parse_manifest(&bytes, &store.url(&key))?),
                 Err(e) if is_missing(&e) => None,
                 Err(e) => return Err(e),
-            }
+            };
+            (manifest, Source::Manifest)
         }
-        (true, _) => None,
     };
-    if tree.is_none() {
-        how = Source::Listing;
-        let mut listed = Tree::new();
-        for object in store.list(None)? {
-            if object.key.as_str() == MANIFEST
-                || sqlkeep_common::atomic::is_temp_name(object.key.name())
-            {
-                continue;
+    let manifest = match manifest {
+        Some(manifest) if !full_check => manifest,
+        known => {
+            how = Source::Listing;
+            let mut listed = Tree::new();
+            for object in store.list(None)? {
+                if object.key.as_str() == MANIFEST
+                    || sqlkeep_common::atomic::is_temp_name(object.key.name())
+                {
+                    continue;
+                }
+                listed.insert(
+                    object.key,
+                    Entry {
+                        bytes: object.bytes,
+                        mtime_ns: None,
+                        sha256: None,
+                        stored: None,
+                    },
+                );
             }
-            listed.insert(
-                object.key,
-                Entry {
-                    bytes: object.bytes,
-                    mtime_ns: None,
-                    sha256: None,
-                },
-            );
+            let encryption = known.as_ref().and_then(|m| m.encryption.clone());
+            // A plaintext tree keeps the listing's word (files of equal
+            // size are unchanged); an encrypted one needs its manifest to
+            // say what each age file holds.
+            if let Some(known) = known.filter(|m| m.encryption.is_some()) {
+                join_listing(&mut listed, &known);
+            }
+            Manifest {
+                tree: listed,
+                encryption,
+            }
         }
-        tree = Some(listed);
-    }
-    let full = tree.unwrap_or_default();
-    let exists = !full.is_empty() || how != Source::Listing;
+    };
+    let mut state = from_manifest(manifest, filter, how);
+    state.exists = !state.full.is_empty() || how != Source::Listing;
+    Ok(state)
+}
+
+/// A directory's walk as a state, whatever its manifest says.
+fn walk_state(dir: &Dir, filter: &Filter) -> Result<State> {
+    let exists = dir.is_dir();
+    let w = if exists {
+        walk(dir, filter, dir.follow_links)?
+    } else {
+        crate::tree::Walk {
+            tree: Tree::new(),
+            skipped: 0,
+            links: 0,
+            problems: Vec::new(),
+        }
+    };
+    Ok(State {
+        full: w.tree.clone(),
+        tree: w.tree,
+        skipped: w.skipped,
+        links: w.links,
+        problems: w.problems,
+        exists,
+        how: Source::Walk,
+        encryption: None,
+    })
+}
+
+/// A state from a manifest (or a listing), filtered.
+fn from_manifest(manifest: Manifest, filter: &Filter, how: Source) -> State {
+    let full = manifest.tree;
     let filtered: Tree = full
         .iter()
         .filter(|(path, _)| filter.allows(path.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    Ok(State {
+    State {
         skipped: (full.len() - filtered.len()) as u64,
         tree: filtered,
         full,
         links: 0,
         problems: Vec::new(),
-        exists,
+        exists: true,
         how,
-    })
+        encryption: manifest.encryption,
+    }
 }
 
-/// Copies one file from `src` to `dst`, checking what it can, and returns
-/// the destination's new entry.
-pub fn copy(src: &Side, dst: &Side, rel: &Key, entry: &Entry) -> Result<Entry> {
-    match (src, dst) {
-        (Side::Dir(from), Side::Remote(store)) => {
-            let path = from.file(rel)?;
-            // A regular file only: a FIFO or device swapped in since the
-            // walk is refused, not read forever.
-            let (mut file, len) = open_regular(&path)?;
-            let before = file.metadata().context("reading metadata")?;
-            let digest = store.put(rel, &mut file, len, None)?;
-            let after = std::fs::metadata(&path).context("reading metadata")?;
-            if after.modified().ok() != before.modified().ok() {
-                return Err(fail(
-                    Exit::Failed,
-                    "changed while it was uploaded; it will be copied next run",
-                ));
-            }
-            Ok(Entry {
-                bytes: digest.bytes,
-                mtime_ns: before.modified().ok().map(nanos),
-                sha256: Some(digest.sha256),
-            })
+/// The manifest of a directory, when it says the directory holds an
+/// encrypted tree; a manifest that says so but is not sound fails the run
+/// (it would otherwise be copied as if it were plaintext).
+fn encrypted_dir_manifest(dir: &Dir) -> Result<Option<Manifest>> {
+    let path = dir.join(MANIFEST);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(None);
+    };
+    let says_encrypted = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .is_some_and(|v| v.get("encryption").is_some_and(|e| !e.is_null()));
+    if !says_encrypted {
+        return Ok(None);
+    }
+    parse_manifest(&bytes, &path.display().to_string()).map(Some)
+}
+
+/// Completes walked entries from what the manifest knows of them: for a
+/// plaintext tree the SHA-256 of a file unchanged since (size and
+/// modification time), for an encrypted one the whole entry of an age
+/// file unchanged since.
+fn join(walked: &mut Tree, known: &Manifest) {
+    for (path, entry) in walked.iter_mut() {
+        let Some(k) = known.tree.get(path) else {
+            continue;
+        };
+        if k.mtime_ns != entry.mtime_ns {
+            continue;
         }
-        (_, Side::Dir(to)) => {
-            let dest = confine::prepare(to, rel)?;
-            if let Ok(meta) = std::fs::symlink_metadata(&dest)
-                && meta.is_dir()
-            {
-                return Err(fail(
-                    Exit::Failed,
-                    format!("{} is a directory where a file belongs", dest.display()),
-                ));
-            }
-            let mut out = AtomicFile::create(&dest, FILE_MODE)?;
-            let digest = {
-                let mut hashing = HashWriter::new(BufWriter::new(&mut out));
-                match src {
-                    Side::Remote(store) => {
-                        store.get(rel, &mut hashing)?;
-                    }
-                    Side::Dir(from) => {
-                        let path = from.file(rel)?;
-                        let (file, _) = open_regular(&path)?;
-                        let mut reader = HashReader::new(file);
-                        std::io::copy(&mut reader, &mut hashing).context("copying")?;
-                    }
-                }
-                let (writer, digest) = hashing.finish();
-                writer
-                    .into_inner()
-                    .map_err(|e| e.into_error())
-                    .context("writing")?
-                    .flush()?;
-                digest
-            };
-            if let Some(expected) = &entry.sha256
-                && *expected != digest.sha256
-            {
-                return Err(fail(
-                    Exit::Failed,
-                    format!(
-                        "checksum mismatch: got {}, the manifest says {expected}",
-                        digest.sha256
-                    ),
-                ));
-            }
-            if let Some(ns) = entry.mtime_ns {
-                out.file()
-                    .set_modified(from_nanos(ns))
-                    .context("setting modification time")?;
-            }
-            out.commit()?;
-            Ok(Entry {
-                bytes: digest.bytes,
-                mtime_ns: entry.mtime_ns.or_else(|| {
-                    std::fs::metadata(&dest)
-                        .ok()
-                        .and_then(|m| m.modified().ok())
-                        .map(nanos)
-                }),
-                sha256: Some(digest.sha256),
-            })
+        match (&known.encryption, &k.stored) {
+            (None, _) if k.bytes == entry.bytes => entry.sha256 = k.sha256.clone(),
+            (Some(_), Some(stored)) if stored.bytes == entry.bytes => *entry = k.clone(),
+            _ => {}
         }
-        (Side::Remote(_), Side::Remote(_)) => {
-            Err(fail(Exit::Usage, "one side must be a local directory"))
+    }
+}
+
+/// Completes listed age files from an encrypted manifest: an object of the
+/// size the manifest records is taken for the entry it records.
+fn join_listing(listed: &mut Tree, known: &Manifest) {
+    for (path, entry) in listed.iter_mut() {
+        if let Some(k) = known.tree.get(path)
+            && k.stored.as_ref().is_some_and(|s| s.bytes == entry.bytes)
+        {
+            *entry = k.clone();
         }
     }
 }

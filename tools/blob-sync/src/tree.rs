@@ -7,11 +7,18 @@
 //! whole run before anything is written or deleted (issue 10), and a local
 //! file whose name cannot be a key (a backslash, a control character) is
 //! skipped with a warning.
+//!
+//! An encrypted destination's manifest says so at its top
+//! (`"encryption": {"format": "age", "recipients": [...]}`) and keeps, per
+//! entry, `bytes` and `sha256` of the *plaintext* — so comparing it with a
+//! source needs no decryption — and `stored_bytes` and `stored_sha256` of
+//! the age file actually stored under the same key.
 
 use crate::filter::Filter;
 use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
 use sqlkeep_common::atomic::is_temp_name;
+use sqlkeep_common::crypt::Encryption;
 use sqlkeep_common::exit::{Exit, fail};
 use sqlkeep_common::key::Key;
 use sqlkeep_common::time::Timestamp;
@@ -36,6 +43,28 @@ pub struct Entry {
     pub mtime_ns: Option<i64>,
     /// SHA-256, when known.
     pub sha256: Option<String>,
+    /// What is stored when it is not the file itself (an age file): None
+    /// in a plaintext tree, and for a stored file the manifest does not
+    /// vouch for.
+    pub stored: Option<Stored>,
+}
+
+/// The bytes stored for an encrypted file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Size of the age file.
+    pub bytes: u64,
+    /// Its SHA-256.
+    pub sha256: String,
+}
+
+/// A manifest read back: the files, and whom they are encrypted to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Manifest {
+    /// The files.
+    pub tree: Tree,
+    /// None for a plaintext tree.
+    pub encryption: Option<Encryption>,
 }
 
 /// Files by relative path, in order.
@@ -120,6 +149,7 @@ pub fn walk(root: &Path, filter: &Filter, follow_links: bool) -> Result<Walk> {
                         bytes: meta.len(),
                         mtime_ns: meta.modified().ok().map(nanos),
                         sha256: None,
+                        stored: None,
                     },
                 );
             }
@@ -155,29 +185,37 @@ pub fn from_nanos(ns: i64) -> SystemTime {
     }
 }
 
-/// The manifest text for a tree.
-pub fn manifest_json(tree: &Tree, source: &str) -> String {
+/// The manifest text for a tree; `encryption` when its files are stored
+/// encrypted (every entry then says what is stored).
+pub fn manifest_json(tree: &Tree, source: &str, encryption: Option<&Encryption>) -> String {
     let mut files = Map::new();
     for (path, e) in tree {
-        files.insert(
-            path.to_string(),
-            json!({"bytes": e.bytes, "mtime_ns": e.mtime_ns, "sha256": e.sha256}),
-        );
+        let mut entry = json!({"bytes": e.bytes, "mtime_ns": e.mtime_ns, "sha256": e.sha256});
+        if let Some(stored) = &e.stored {
+            entry["stored_bytes"] = json!(stored.bytes);
+            entry["stored_sha256"] = json!(stored.sha256);
+        }
+        files.insert(path.to_string(), entry);
     }
-    let value = json!({
+    let mut value = json!({
         "type": "sync_manifest",
         "version": 1,
         "written_at": Timestamp::now().rfc3339(),
         "source": source,
         "files": files,
     });
+    if let Some(encryption) = encryption {
+        value["encryption"] = encryption.to_value();
+    }
     value.to_string() + "\n"
 }
 
-/// Reads a manifest back into a tree. Every entry is checked: a path that
-/// is not a safe key, or an entry without a size, fails the whole manifest
-/// (exit 1, naming the entry), before anything acts on it.
-pub fn parse_manifest(text: &[u8], what: &str) -> Result<Tree> {
+/// Reads a manifest back. Every entry is checked: a path that is not a
+/// safe key, an entry without a size, or (in an encrypted manifest) one
+/// without its plaintext and stored checksums fails the whole manifest
+/// (exit 1, naming the entry), before anything acts on it. The recipients
+/// are checked too: they end up in messages.
+pub fn parse_manifest(text: &[u8], what: &str) -> Result<Manifest> {
     let value: Value = serde_json::from_slice(text)
         .map_err(|e| fail(Exit::Failed, format!("{what}: bad manifest: {e}")))?;
     if value["version"] != 1 {
@@ -186,6 +224,10 @@ pub fn parse_manifest(text: &[u8], what: &str) -> Result<Tree> {
             format!("{what}: unknown manifest version {}", value["version"]),
         ));
     }
+    let encryption = match value.get("encryption") {
+        None | Some(Value::Null) => None,
+        Some(e) => Some(Encryption::from_value(e).with_context(|| format!("{what}: manifest"))?),
+    };
     let files = value["files"]
         .as_object()
         .ok_or_else(|| fail(Exit::Failed, format!("{what}: manifest has no files")))?;
@@ -199,26 +241,49 @@ pub fn parse_manifest(text: &[u8], what: &str) -> Result<Tree> {
                 format!("{what}: entry {path:?} has a bad {field}"),
             )
         };
+        let sha = |field: &str| match &e[field] {
+            Value::Null => Ok(None),
+            Value::String(s) if sqlkeep_common::digest::is_sha256_hex(s) => Ok(Some(s.clone())),
+            _ => Err(bad(field)),
+        };
         let bytes = e["bytes"].as_u64().ok_or_else(|| bad("bytes"))?;
         let mtime_ns = match &e["mtime_ns"] {
             Value::Null => None,
             v => Some(v.as_i64().ok_or_else(|| bad("mtime_ns"))?),
         };
-        let sha256 = match &e["sha256"] {
+        let sha256 = sha("sha256")?;
+        let stored_bytes = match &e["stored_bytes"] {
             Value::Null => None,
-            Value::String(s) if sqlkeep_common::digest::is_sha256_hex(s) => Some(s.clone()),
-            _ => return Err(bad("sha256")),
+            v => Some(v.as_u64().ok_or_else(|| bad("stored_bytes"))?),
         };
+        let stored = match (stored_bytes, sha("stored_sha256")?) {
+            (None, None) => None,
+            (Some(bytes), Some(sha256)) => Some(Stored { bytes, sha256 }),
+            (None, Some(_)) => return Err(bad("stored_bytes")),
+            (Some(_), None) => return Err(bad("stored_sha256")),
+        };
+        // Encrypted entries must be fully described, so a restore can
+        // check both the stored file and what it decrypts to; a plaintext
+        // tree has nothing stored but the file.
+        match (&encryption, &stored) {
+            (Some(_), None) => return Err(bad("stored_sha256 (the manifest is encrypted)")),
+            (Some(_), Some(_)) if sha256.is_none() => {
+                return Err(bad("sha256 (the manifest is encrypted)"));
+            }
+            (None, Some(_)) => return Err(bad("stored_sha256 (the manifest is not encrypted)")),
+            _ => {}
+        }
         tree.insert(
             key,
             Entry {
                 bytes,
                 mtime_ns,
                 sha256,
+                stored,
             },
         );
     }
-    Ok(tree)
+    Ok(Manifest { tree, encryption })
 }
 
 #[cfg(test)]
@@ -234,6 +299,7 @@ mod tests {
                 bytes: 3,
                 mtime_ns: Some(1_700_000_000_123_456_789),
                 sha256: Some("ab".repeat(32)),
+                stored: None,
             },
         );
         tree.insert(
@@ -242,11 +308,62 @@ mod tests {
                 bytes: 0,
                 mtime_ns: None,
                 sha256: None,
+                stored: None,
             },
         );
-        let text = manifest_json(&tree, "storage");
-        assert_eq!(parse_manifest(text.as_bytes(), "m").unwrap(), tree);
+        let text = manifest_json(&tree, "storage", None);
+        let back = parse_manifest(text.as_bytes(), "m").unwrap();
+        assert_eq!((back.tree, back.encryption), (tree, None));
         assert_eq!(nanos(from_nanos(-5)), -5);
+    }
+
+    #[test]
+    fn encrypted_manifest_round_trip_and_incomplete_entries() {
+        let key = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        let encryption = Encryption::age(vec![key.to_string()]);
+        let mut tree = Tree::new();
+        tree.insert(
+            Key::parse("ab/file").unwrap(),
+            Entry {
+                bytes: 3,
+                mtime_ns: Some(1),
+                sha256: Some("ab".repeat(32)),
+                stored: Some(Stored {
+                    bytes: 200,
+                    sha256: "cd".repeat(32),
+                }),
+            },
+        );
+        let text = manifest_json(&tree, "storage", Some(&encryption));
+        let back = parse_manifest(text.as_bytes(), "m").unwrap();
+        assert_eq!(back.tree, tree);
+        assert_eq!(back.encryption, Some(encryption.clone()));
+
+        let enc = encryption.to_value();
+        let sha = "ab".repeat(32);
+        for (manifest, field) in [
+            (
+                json!({"version": 1, "encryption": enc, "files": {"a": {"bytes": 1, "sha256": sha}}}),
+                "stored_sha256",
+            ),
+            (
+                json!({"version": 1, "encryption": enc, "files": {"a": {"bytes": 1, "stored_bytes": 9, "stored_sha256": sha}}}),
+                "sha256",
+            ),
+            (
+                json!({"version": 1, "files": {"a": {"bytes": 1, "stored_bytes": 9, "stored_sha256": sha}}}),
+                "stored_sha256",
+            ),
+            (
+                json!({"version": 1, "encryption": enc, "files": {"a": {"bytes": 1, "sha256": sha, "stored_bytes": 9}}}),
+                "stored_sha256",
+            ),
+        ] {
+            let err = parse_manifest(manifest.to_string().as_bytes(), "m").unwrap_err();
+            assert!(format!("{err:#}").contains(field), "{field}: {err:#}");
+        }
+        let hostile = json!({"version": 1, "encryption": {"format": "age", "recipients": ["\u{1b}[2J"]}, "files": {}});
+        assert!(parse_manifest(hostile.to_string().as_bytes(), "m").is_err());
     }
 
     #[test]
