@@ -357,7 +357,8 @@ fn crontab_every_minute_line_runs_increments_under_its_lock() {
     assert_eq!(count(&restored, "users"), 32, "both minutes' rows");
 }
 
-/// backup-databases with RECIPIENTS_FILE stores only age files; the drill
+/// backup-databases and backup-storage with RECIPIENTS_FILE store only age
+/// files; the drill
 /// restores them only with the identity (SQLKEEP_AGE_IDENTITY_FILE), and
 /// without it fails naming the recipient.
 #[test]
@@ -386,6 +387,26 @@ fn encrypted_backups_pass_the_drill_only_with_the_identity() {
     for object in &objects {
         assert!(object.ends_with(".sqlite3.zst.age"), "{object}");
         crate::encryption::assert_sealed(&s.join("backups/databases").join(object));
+    }
+    run(
+        &s,
+        "backup-storage",
+        &[
+            ("STORAGE", "storage"),
+            ("REMOTE", "backups/files"),
+            ("RECIPIENTS_FILE", "recipients.txt"),
+        ],
+        &[],
+        &[],
+    )
+    .success();
+    let files: Vec<String> = list_files(&s.join("backups/files"))
+        .into_iter()
+        .filter(|f| !f.ends_with(".json"))
+        .collect();
+    assert_eq!(files.len(), 12, "{files:?}");
+    for file in &files {
+        crate::encryption::assert_sealed(&s.join("backups/files").join(file));
     }
     let drill = [
         ("REMOTE", "backups/databases"),
