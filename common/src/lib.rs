@@ -13,7 +13,7 @@
 //!    [`delta`], [`crypt`].
 //! 3. [`log`], [`debris`], [`regular`], [`input`], [`address`].
 //! 4. [`atomic`], [`lock`], [`confine`], [`tally`], [`private_dir`],
-//!    [`sqlite`], [`discover`], [`open_files`].
+//!    [`sqlite`], [`discover`], [`open_files`], [`signals`].
 //! 5. [`store`]: the storage backends, over validated keys.
 //! 6. [`repo`]: the one owner of the backup layout in a store.
 //! 7. [`state`]: what the last stored snapshot of a database was, page by
@@ -40,6 +40,7 @@ pub mod private_dir;
 pub mod record;
 pub mod regular;
 pub mod repo;
+pub mod signals;
 pub mod sqlite;
 pub mod state;
 pub mod store;

@@ -25,6 +25,7 @@ use crate::exit::{Exit, fail};
 use crate::lock::DirLock;
 use crate::repo::chain::Link;
 use crate::repo::names::PointName;
+use crate::signals::Signals;
 use crate::time::Timestamp;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,11 @@ pub struct Header {
     /// starts a new chain.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub encrypted_to: Vec<String>,
+    /// The database's file signals, recorded just before the state was
+    /// read: equal signals later prove it unchanged (see
+    /// [`crate::signals`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<Signals>,
 }
 
 impl Header {
@@ -383,6 +389,17 @@ impl StateDir {
         Ok(())
     }
 
+    /// Rewrites the committed state of `point` with new signals, after a
+    /// run proved the database still holds exactly that state (its
+    /// SHA-256 compared): later runs then skip it without a read.
+    pub fn refresh_signals(&self, point: &PointName, signals: Signals) -> Result<()> {
+        let mut state = self.load(point)?;
+        state.header.signals = Some(signals);
+        let path = self.state_path(point);
+        write_atomic(&path, &state.encode(), 0o600)
+            .with_context(|| format!("writing state {}", path.display()))
+    }
+
     /// Forgets the committed state: the next run takes a full snapshot.
     pub fn forget(&self) -> Result<()> {
         match std::fs::remove_file(self.dir.join(COMMITTED)) {
@@ -439,6 +456,7 @@ mod tests {
                     raw_sha256: "b".repeat(64),
                 }],
                 encrypted_to: Vec::new(),
+                signals: None,
             },
             digests: vec![1, 2, 3],
             diff_digests: None,

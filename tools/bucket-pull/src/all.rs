@@ -90,6 +90,17 @@ pub(crate) fn pull_all(
         let result = (|| {
             let file = Key::parse(&format!("{db}.sqlite3"))?;
             let target = confine::prepare(&dir, &file)?;
+            // A container's boot with a thousand tenants: a present
+            // database costs no request at all.
+            if settings.args.if_missing
+                && std::fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() > 0)
+            {
+                log.skip(
+                    &target.display().to_string(),
+                    "present and not empty (--if-missing)",
+                );
+                return Ok(None);
+            }
             let located = locate(&root.child(db.as_str()), None, settings.transfer)?;
             restore_into(&located, target, settings, targets, log, started)
         })();

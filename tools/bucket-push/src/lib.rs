@@ -119,6 +119,15 @@ fn push_one(
     log: &Log,
 ) -> Result<Option<(Record, Option<anyhow::Error>)>> {
     let started = Instant::now();
+    if let Some(record) = input.record()
+        && record.get("unchanged") == Some(&serde_json::Value::Bool(true))
+    {
+        log.skip(
+            record.str("db").unwrap_or("database"),
+            "unchanged since its stored point: nothing to store, no request",
+        );
+        return Ok(None);
+    }
     let before = repo.store().requests().snapshot();
     let upload = push::classify(input)?;
     let (mut file, len) = open_regular(upload.path())?;

@@ -18,6 +18,7 @@ use sqlkeep_common::log::Log;
 use sqlkeep_common::record::Record;
 use sqlkeep_common::repo::chain::Link;
 use sqlkeep_common::repo::names::{self, ObjectName, PointName};
+use sqlkeep_common::signals::Signals;
 use sqlkeep_common::sqlite;
 use sqlkeep_common::state::{self, State, StateDir};
 use sqlkeep_common::time::Timestamp;
@@ -53,6 +54,9 @@ pub(crate) fn snapshot(
     let dir = StateDir::for_database(&inc.root, &source, &db)?;
     let _lock = dir.lock()?;
     let (previous, mut why_full) = committed_state(&dir, log, &target.label);
+    // Recorded before the read transaction starts: see signals.rs for why
+    // that order makes a false "unchanged" impossible.
+    let signals = Signals::read(&source)?;
     let conn = sqlite::open_read_only(&source, s.busy_timeout)?;
     let mut taken_at = Timestamp::now();
     let mut progress = progress_display(log, &target.label);
@@ -67,8 +71,28 @@ pub(crate) fn snapshot(
         };
         match plan {
             Plan::Full(why) => why_full = why,
+            Plan::Delta(_)
+                if state
+                    .header
+                    .signals
+                    .as_ref()
+                    .is_some_and(|old| old.differs(&signals).is_none()) =>
+            {
+                return Ok(unchanged(target, &db, &source, state, "file signals", log));
+            }
             Plan::Delta(level) => {
                 match take_delta(&conn, s, &db, taken_at, state, level, &mut progress) {
+                    Ok(t) if t.written.raw.sha256 == state.header.point().raw_sha256 => {
+                        // Read, and found to be the stored state itself:
+                        // nothing to store, and the next run can trust
+                        // the signals it recorded.
+                        let _ = std::fs::remove_file(&t.dest);
+                        if let Some(point) = state.header.point().point() {
+                            dir.refresh_signals(&point, signals)?;
+                        }
+                        progress(0, 0);
+                        return Ok(unchanged(target, &db, &source, state, "sha256", log));
+                    }
                     Ok(t) => taken = Some(t),
                     Err(e) => match e.downcast_ref::<GiveUp>() {
                         Some(gave_up) => {
@@ -118,6 +142,7 @@ pub(crate) fn snapshot(
             page_count: taken.copied.page_count,
             chain: chain.clone(),
             encrypted_to: s.encrypted_to.clone(),
+            signals: Some(signals),
         },
         digests: taken.digests,
         diff_digests,
@@ -189,6 +214,43 @@ pub(crate) fn snapshot(
         record.set("committed", true);
     }
     Ok(finish_record(record, s, target))
+}
+
+/// The record of a database found unchanged since its committed state:
+/// nothing to store, no request (`bucket-push` passes over it). `proof`
+/// says how it was shown: `file signals` without a read, or `sha256` of
+/// the whole state read.
+fn unchanged(
+    target: &Target,
+    db: &str,
+    source: &std::path::Path,
+    state: &State,
+    proof: &str,
+    log: &Log,
+) -> Record {
+    let point = state
+        .header
+        .point()
+        .point()
+        .map(|p| p.stem())
+        .unwrap_or_default();
+    log.skip(
+        &target.label,
+        &format!("unchanged since the stored point {point} (proved by {proof}): nothing to store"),
+    );
+    let mut record = Record::new("snapshot");
+    record
+        .set("db", db)
+        .set("source", source.display().to_string())
+        .set("taken_at", Timestamp::now().rfc3339())
+        .set("unchanged", true)
+        .set("unchanged_since", point)
+        .set("proof", proof)
+        .set("raw_sha256", state.header.point().raw_sha256.as_str());
+    if let Some(carried) = &target.carried {
+        record.carry(carried);
+    }
+    record
 }
 
 /// The committed state, or None and why a full snapshot is taken.

@@ -55,6 +55,18 @@ pub fn run(args: Args) -> Result<Exit> {
             out.emit(delta)?;
             continue;
         }
+        // A database found unchanged has no new snapshot to check.
+        if let Some(same) = input
+            .record()
+            .filter(|r| r.get("unchanged") == Some(&Value::Bool(true)))
+        {
+            log.skip(
+                &input.label(),
+                "unchanged since its stored point: no snapshot to verify",
+            );
+            out.emit(same)?;
+            continue;
+        }
         // An encrypted snapshot cannot be opened here, by design: the
         // machine that backs up holds only public keys. It passes on too.
         if let Some(sealed) = input
