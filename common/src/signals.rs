@@ -131,7 +131,9 @@ impl Signals {
         let change_counter = u32::from_be_bytes(header[24..28].try_into().expect("four bytes"));
         let window = racy_ns();
         let racy = db.ctime_ns.max(db.mtime_ns) > now - window
-            || wal.as_ref().is_some_and(|w| w.mtime_ns > now - window);
+            || wal
+                .as_ref()
+                .is_some_and(|w| w.size > 0 && w.mtime_ns > now - window);
         Ok(Signals {
             db,
             wal,
@@ -154,8 +156,13 @@ impl Signals {
         if self.db != now.db || self.change_counter != now.change_counter {
             return Some("the database file changed");
         }
-        let content = |w: &FileSignals| (w.dev, w.ino, w.size, w.mtime_ns);
-        if self.wal.as_ref().map(content) != now.wal.as_ref().map(content)
+        // An empty WAL holds nothing: a reader's open may create one, and
+        // a checkpoint that empties it writes the database file.
+        let content = |w: Option<&FileSignals>| {
+            w.filter(|w| w.size > 0)
+                .map(|w| (w.dev, w.ino, w.size, w.mtime_ns))
+        };
+        if content(self.wal.as_ref()) != content(now.wal.as_ref())
             || self.wal_header != now.wal_header
         {
             return Some("its -wal changed");

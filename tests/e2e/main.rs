@@ -29,5 +29,6 @@ mod snap;
 mod special;
 mod sync;
 mod tamper;
+mod tenants;
 mod verify;
 mod wording;

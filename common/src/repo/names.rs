@@ -223,7 +223,7 @@ pub fn db_key(name: &str) -> anyhow::Result<Key> {
 
 /// How a database name is written in a local file name: a `/` cannot be,
 /// so it is `%2F` (read back by [`parse_snapshot_file_name`]).
-fn file_safe(db: &str) -> String {
+pub fn file_safe(db: &str) -> String {
     db.replace('/', SLASH)
 }
 

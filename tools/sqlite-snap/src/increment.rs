@@ -290,9 +290,12 @@ fn take_delta(
     progress: &mut dyn FnMut(u32, u32),
 ) -> Result<Taken> {
     let (base, base_link) = incremental::base_point(state, level)?;
-    let provisional = s
-        .out_dir
-        .join(format!("{db}-{}{}", taken_at.stamp(), names::DELTA_EXT));
+    let provisional = s.out_dir.join(format!(
+        "{}-{}{}",
+        names::file_safe(db),
+        taken_at.stamp(),
+        names::DELTA_EXT
+    ));
     let mut sink = Sink::create(&provisional, s.compression, s.recipients.as_ref())?;
     let mut delta = DeltaPages::new(
         state.base_digests(level),
