@@ -30,5 +30,6 @@ mod special;
 mod sync;
 mod tamper;
 mod tenants;
+mod tls;
 mod verify;
 mod wording;

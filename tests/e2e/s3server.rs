@@ -47,6 +47,24 @@ impl S3Server {
     /// directory behind the server's back must do it before any request
     /// reads that directory (see `list_follows_pagination`).
     pub fn start(root: &Path) -> S3Server {
+        S3Server::start_with(root, &[])
+    }
+
+    /// The same over HTTPS with the certificate and key given (PEM files):
+    /// its endpoint is `https://127.0.0.1:<port>`.
+    pub fn start_tls(root: &Path, cert: &Path, key: &Path) -> S3Server {
+        let args = [
+            "--cert".to_string(),
+            cert.display().to_string(),
+            "--key".to_string(),
+            key.display().to_string(),
+        ];
+        let mut server = S3Server::start_with(root, &args);
+        server.endpoint = server.endpoint.replace("http://", "https://");
+        server
+    }
+
+    fn start_with(root: &Path, extra: &[String]) -> S3Server {
         let data = root.join("s3data");
         std::fs::create_dir_all(data.join(BUCKET)).unwrap();
         let rclone = std::env::var("RCLONE").unwrap_or_else(|_| "rclone".into());
@@ -61,6 +79,7 @@ impl S3Server {
                 "--config",
                 "/dev/null",
             ])
+            .args(extra)
             .arg(&data)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -238,7 +257,10 @@ fn listening_on(child: &mut Child, name: &str) -> String {
             panic!("{name} exited before listening:\n{seen}");
         }
         seen.push_str(&line);
-        if let Some(at) = line.find("http://127.0.0.1:") {
+        if let Some(at) = line
+            .find("http://127.0.0.1:")
+            .or_else(|| line.find("https://127.0.0.1:").map(|at| at + 1))
+        {
             let port: String = line[at + 17..]
                 .chars()
                 .take_while(char::is_ascii_digit)

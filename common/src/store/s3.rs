@@ -106,6 +106,8 @@ pub struct S3Store {
     requests: Requests,
     /// Cleared when the provider answers a conditional write with 501.
     conditions_work: AtomicBool,
+    /// The endpoint's host and port, for TLS messages.
+    host: String,
 }
 
 impl S3Store {
@@ -135,6 +137,9 @@ impl S3Store {
             bucket = bucket.with_path_style();
         }
         bucket.set_request_timeout(Some(transfer.request_timeout));
+        // A bad CA bundle is a configuration error now, not a failure of
+        // every request later.
+        super::s3_request::extra_roots()?;
         let root = if config.key.is_empty() {
             None
         } else {
@@ -155,6 +160,17 @@ impl S3Store {
             transfer,
             requests: Requests::default(),
             conditions_work: AtomicBool::new(true),
+            host: url::Url::parse(&config.endpoint)
+                .ok()
+                .and_then(|u| {
+                    u.host_str().map(|h| {
+                        format!(
+                            "{h}{}",
+                            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+                        )
+                    })
+                })
+                .unwrap_or_else(|| config.endpoint.clone()),
         })
     }
 
@@ -175,7 +191,7 @@ impl S3Store {
     ) -> anyhow::Result<T> {
         self.transfer.retry.run(what, |_| {
             self.requests.count(kind);
-            op().map_err(classify)
+            op().map_err(|e| classify(e, &self.host))
         })
     }
 
@@ -241,12 +257,21 @@ impl S3Store {
         let full = self.full_key(key);
         let url = self.url(key);
         let content_type = "application/octet-stream";
-        let upload = self.retried(
+        let id = self.retried(
             Kind::Multipart,
             &format!("starting upload of {url}"),
-            || self.bucket.initiate_multipart_upload(&full, content_type),
+            || {
+                let mut request = self.timed(Method::POST, &full);
+                request.query.push(("uploads", String::new()));
+                request
+                    .headers
+                    .push(("content-type", content_type.to_string()));
+                let body = send(&self.bucket, &self.signer, &request)?.text()?;
+                xml_field(&body, "UploadId").ok_or_else(|| {
+                    S3Error::HttpFailWithBody(200, "an answer without UploadId".into())
+                })
+            },
         )?;
-        let id = upload.upload_id;
         let result = self
             .send_parts(&full, &id, &url, body, part_size(len) as usize)
             .and_then(|(parts, digest)| {
@@ -258,7 +283,9 @@ impl S3Store {
             // Best effort: an abandoned upload costs storage on some
             // providers until a lifecycle rule removes it.
             self.requests.count(Kind::Multipart);
-            let _ = self.bucket.abort_upload(&full, &id);
+            let mut request = self.timed(Method::DELETE, &full);
+            request.query.push(("uploadId", id.clone()));
+            let _ = send(&self.bucket, &self.signer, &request);
         }
         result
     }
@@ -541,7 +568,7 @@ impl Store for S3Store {
                 let mut response = match send(&self.bucket, &self.signer, &request) {
                     Ok(response) => response,
                     Err(e) => {
-                        let fault = classify(e);
+                        let fault = classify(e, &self.host);
                         if start > 0 && is_precondition_failed(&fault.error) {
                             return Err(Fault::fatal(fail(
                                 Exit::Failed,
@@ -634,9 +661,17 @@ impl Store for S3Store {
         let mut token: Option<String> = None;
         loop {
             let page = self.retried(Kind::List, &format!("listing {what}"), || {
-                self.bucket
-                    .list_page(prefix.clone(), None, token.clone(), None, Some(LIST_PAGE))
-                    .map(|(page, _)| page)
+                let mut request = self.timed(Method::GET, "");
+                request.query.push(("list-type", "2".into()));
+                request.query.push(("max-keys", LIST_PAGE.to_string()));
+                request.query.push(("prefix", prefix.clone()));
+                if let Some(token) = &token {
+                    request.query.push(("continuation-token", token.clone()));
+                }
+                let body = send(&self.bucket, &self.signer, &request)?.text()?;
+                quick_xml::de::from_str::<s3::serde_types::ListBucketResult>(&body).map_err(|e| {
+                    S3Error::HttpFailWithBody(200, format!("an unreadable listing ({e})"))
+                })
             })?;
             for object in page.contents {
                 // A listing is data from the server: a key outside the
@@ -673,7 +708,12 @@ impl Store for S3Store {
     fn delete(&self, key: &Key) -> anyhow::Result<()> {
         let full = self.full_key(key);
         self.retried(Kind::Delete, &format!("deleting {}", self.url(key)), || {
-            self.bucket.delete_object(&full).map(|_| ())
+            send(
+                &self.bucket,
+                &self.signer,
+                &self.timed(Method::DELETE, &full),
+            )
+            .map(|_| ())
         })
     }
 
@@ -748,7 +788,7 @@ fn is_unsupported(err: &anyhow::Error) -> bool {
 /// message and exit code for the rest. Only the S3 error code and message
 /// of a response are kept, never the whole body (AWS echoes the string it
 /// signed in some of them).
-fn classify(error: S3Error) -> Fault {
+fn classify(error: S3Error, host: &str) -> Fault {
     match error {
         S3Error::HttpFailWithBody(status, body) => {
             let code = xml_field(&body, "Code").unwrap_or_default();
@@ -784,7 +824,16 @@ fn classify(error: S3Error) -> Fault {
         }
         S3Error::Atto(error) => {
             let text = error.to_string();
-            if is_network_error(&text) {
+            // rustls reports a refused certificate as an I/O error: it is
+            // configuration, never worth a retry.
+            if text.contains("certificate") || text.contains("Certificate") {
+                Fault::fatal(fail(
+                    Exit::Usage,
+                    format!(
+                        "TLS: the certificate {host} presented was refused ({text}); if it is signed by a private CA, set AWS_CA_BUNDLE (or SSL_CERT_FILE) to that CA's PEM file"
+                    ),
+                ))
+            } else if is_network_error(&text) {
                 Fault::transient(anyhow::anyhow!("network error: {text}"))
             } else {
                 Fault::fatal(fail(Exit::Usage, format!("cannot reach storage: {text}")))
@@ -868,31 +917,31 @@ mod tests {
         let denied = classify(S3Error::HttpFailWithBody(
             403,
             "<Error><Code>SignatureDoesNotMatch</Code><Message>bad sig</Message><StringToSign>x</StringToSign></Error>".into(),
-        ));
+        ), "storage.example");
         assert!(!denied.transient);
         assert_eq!(crate::exit::exit_of(&denied.error), Exit::Usage);
         assert!(!format!("{:#}", denied.error).contains("StringToSign"));
-        let missing = classify(S3Error::HttpFailWithBody(
-            404,
-            "<Code>NoSuchBucket</Code>".into(),
-        ));
+        let missing = classify(
+            S3Error::HttpFailWithBody(404, "<Code>NoSuchBucket</Code>".into()),
+            "storage.example",
+        );
         assert_eq!(crate::exit::exit_of(&missing.error), Exit::NotFound);
         assert!(
-            classify(S3Error::HttpFailWithBody(
-                503,
-                "<Code>SlowDown</Code>".into()
-            ))
+            classify(
+                S3Error::HttpFailWithBody(503, "<Code>SlowDown</Code>".into()),
+                "storage.example"
+            )
             .transient
         );
-        let lost = classify(S3Error::HttpFailWithBody(
-            412,
-            "<Code>PreconditionFailed</Code>".into(),
-        ));
+        let lost = classify(
+            S3Error::HttpFailWithBody(412, "<Code>PreconditionFailed</Code>".into()),
+            "storage.example",
+        );
         assert!(!lost.transient && is_precondition_failed(&lost.error));
-        let unsupported = classify(S3Error::HttpFailWithBody(
-            501,
-            "<Code>NotImplemented</Code>".into(),
-        ));
+        let unsupported = classify(
+            S3Error::HttpFailWithBody(501, "<Code>NotImplemented</Code>".into()),
+            "storage.example",
+        );
         assert!(is_unsupported(&unsupported.error));
     }
 }

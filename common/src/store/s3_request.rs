@@ -19,6 +19,8 @@
 
 use super::s3_config::Secret;
 use attohttpc::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use s3::Bucket;
 use s3::error::S3Error;
 use s3::signing;
@@ -142,6 +144,11 @@ pub fn send(
     headers.insert(AUTHORIZATION, HeaderValue::from_str(&authorization)?);
 
     let mut builder = attohttpc::RequestBuilder::new(request.method.clone(), url.as_str());
+    if let Ok(roots) = extra_roots() {
+        for cert in roots {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+    }
     if let Some(timeout) = request.timeout {
         builder = builder.timeout(timeout);
     }
@@ -155,6 +162,35 @@ pub fn send(
         return Err(S3Error::HttpFailWithBody(status.as_u16(), body));
     }
     Ok(response)
+}
+
+/// Trust roots added to the built-in ones, from the PEM files that
+/// `AWS_CA_BUNDLE` (the AWS CLI's variable) and `SSL_CERT_FILE` (OpenSSL's)
+/// name: a self-hosted MinIO or Garage behind a private CA. Read once.
+pub fn extra_roots() -> anyhow::Result<&'static [CertificateDer<'static>]> {
+    static ROOTS: std::sync::OnceLock<Result<Vec<CertificateDer<'static>>, String>> =
+        std::sync::OnceLock::new();
+    let roots = ROOTS.get_or_init(|| {
+        let mut roots = Vec::new();
+        for var in ["AWS_CA_BUNDLE", "SSL_CERT_FILE"] {
+            let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let shown = std::path::Path::new(&path).display().to_string();
+            let pem = std::fs::read(&path).map_err(|e| format!("{var}={shown}: {e}"))?;
+            let before = roots.len();
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                roots.push(cert.map_err(|e| format!("{var}={shown}: not a PEM file ({e:?})"))?);
+            }
+            if roots.len() == before {
+                return Err(format!("{var}={shown}: holds no PEM certificate"));
+            }
+        }
+        Ok(roots)
+    });
+    roots
+        .as_deref()
+        .map_err(|e| crate::exit::fail(crate::exit::Exit::Usage, e.clone()))
 }
 
 /// A response header as text.
