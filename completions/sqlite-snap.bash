@@ -23,7 +23,7 @@ _sqlite__snap() {
 
     case "${cmd}" in
         sqlite__snap)
-            opts="-o -q -v -h -V --output-dir --method --level --no-compress --threads --exclude --incremental --state-dir --full-every --diff-every --deltas-per-diff --diffs-per-full --busy-timeout --recipient --recipients-file --passphrase-file --passphrase-env --scrypt-work-factor --quiet --verbose --help --version"
+            opts="-o -j -q -v -h -V --output-dir --method --level --no-compress --threads --jobs --exclude --incremental --state-dir --full-every --diff-every --deltas-per-diff --diffs-per-full --busy-timeout --recipient --recipients-file --passphrase-file --passphrase-env --scrypt-work-factor --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -52,6 +52,14 @@ _sqlite__snap() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -82,6 +82,10 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub threads: Option<u32>,
 
+    /// Databases snapshotted at once; records still leave in input order. Each job holds one snapshot's buffers (about 40 MiB at most), and the zstd workers are shared among them [default: CPU cores, at most 4]
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: Option<u32>,
+
     /// Skip databases in directories whose file name or path matches GLOB (repeatable)
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,

@@ -45,7 +45,7 @@ pub(crate) fn snapshot(
     target: &Target,
     s: &Settings,
     inc: &Incremental,
-    written: &mut HashSet<PathBuf>,
+    written: &std::sync::Mutex<HashSet<PathBuf>>,
     log: &Log,
 ) -> Result<Record> {
     let started = Instant::now();

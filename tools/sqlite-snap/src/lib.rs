@@ -34,6 +34,7 @@ use sqlkeep_common::time::{Timestamp, duration_option};
 use sqlkeep_common::units::{human_bytes, human_duration};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// The tool's clap definition, for man pages and completions.
@@ -96,9 +97,16 @@ pub fn run(args: Args) -> Result<Exit> {
         incremental: incremental_settings(&args)?,
         compression: Compression {
             level: (!args.no_compress).then_some(args.level),
-            threads: args
-                .threads
-                .unwrap_or_else(sqlkeep_common::compress::default_threads),
+            // The cores are shared: N jobs get a share of the zstd
+            // workers each, so memory grows with N by one pipeline's
+            // buffers, not by N thread pools.
+            threads: args.threads.unwrap_or_else(|| {
+                (sqlkeep_common::compress::default_threads()
+                    / args
+                        .jobs
+                        .unwrap_or_else(sqlkeep_common::compress::default_threads))
+                .max(1)
+            }),
         },
         busy_timeout: Duration::from_secs(busy_secs as u64),
         encrypted_to: recipients
@@ -108,27 +116,95 @@ pub fn run(args: Args) -> Result<Exit> {
         recipients,
     };
 
+    let jobs = args
+        .jobs
+        .unwrap_or_else(sqlkeep_common::compress::default_threads) as usize;
     let mut out = Output::stdout();
     let mut tally = Tally::default();
-    let mut written: HashSet<PathBuf> = HashSet::new();
-    for item in inputs(&args.inputs, "databases")? {
-        let targets = match discover::expand(item, &excludes) {
-            Ok(targets) => targets,
-            Err((label, err)) => {
-                tally.report(&log, &label, &err);
-                continue;
+    let written: Mutex<HashSet<PathBuf>> = Mutex::new(HashSet::new());
+    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Target)>(jobs);
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, String, Result<Record>)>();
+    std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..jobs {
+            let done_tx = done_tx.clone();
+            let (job_rx, settings, written, log) = (&job_rx, &settings, &written, &log);
+            scope.spawn(move || {
+                loop {
+                    let job = job_rx.lock().expect("not poisoned").recv();
+                    let Ok((i, target)) = job else { break };
+                    let result = snapshot(&target, settings, written, log);
+                    if done_tx.send((i, target.label, result)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        // Records leave in input order, whichever job finishes first.
+        let mut order = InOrder::default();
+        let emit = |order: &mut InOrder, out: &mut Output, tally: &mut Tally| -> Result<()> {
+            while let Some((label, result)) = order.next_ready() {
+                match result {
+                    Ok(record) => out.emit(&record)?,
+                    Err(err) => tally.report(&log, &label, &err),
+                }
             }
+            Ok(())
         };
-        for target in targets {
-            match snapshot(&target, &settings, &mut written, &log) {
-                Ok(record) => out.emit(&record)?,
-                Err(err) => {
-                    tally.report(&log, &target.label, &err);
+        let mut n = 0;
+        for item in inputs(&args.inputs, "databases")? {
+            match discover::expand(item, &excludes) {
+                Ok(targets) => {
+                    for target in targets {
+                        job_tx
+                            .send((n, target))
+                            .expect("the jobs outlive the input");
+                        n += 1;
+                        while let Ok((i, label, result)) = done_rx.try_recv() {
+                            order.add(i, label, result);
+                        }
+                        emit(&mut order, &mut out, &mut tally)?;
+                    }
+                }
+                Err((label, err)) => {
+                    order.add(n, label, Err(err));
+                    n += 1;
                 }
             }
         }
-    }
+        drop(job_tx);
+        while order.emitted() < n {
+            let (i, label, result) = done_rx.recv().expect("every job answers");
+            order.add(i, label, result);
+            emit(&mut order, &mut out, &mut tally)?;
+        }
+        emit(&mut order, &mut out, &mut tally)
+    })?;
     Ok(tally.exit())
+}
+
+/// Results waiting for the ones before them.
+#[derive(Default)]
+struct InOrder {
+    waiting: std::collections::BTreeMap<usize, (String, Result<Record>)>,
+    next: usize,
+}
+
+impl InOrder {
+    fn add(&mut self, i: usize, label: String, result: Result<Record>) {
+        self.waiting.insert(i, (label, result));
+    }
+
+    fn next_ready(&mut self) -> Option<(String, Result<Record>)> {
+        let ready = self.waiting.remove(&self.next)?;
+        self.next += 1;
+        Some(ready)
+    }
+
+    fn emitted(&self) -> usize {
+        self.next
+    }
 }
 
 /// The `--incremental` settings the flags ask for.
@@ -173,7 +249,7 @@ fn prepare_output_dir(dir: &Path) -> Result<PathBuf> {
 fn snapshot(
     target: &Target,
     s: &Settings,
-    written: &mut HashSet<PathBuf>,
+    written: &Mutex<HashSet<PathBuf>>,
     log: &Log,
 ) -> Result<Record> {
     if let Some(inc) = &s.incremental {
@@ -300,8 +376,12 @@ pub(crate) fn finish_record(mut record: Record, s: &Settings, target: &Target) -
 }
 
 /// Refuses a second snapshot under one file name in a run.
-pub(crate) fn claim_name(written: &mut HashSet<PathBuf>, dest: &Path, db: &str) -> Result<()> {
-    if !written.insert(dest.to_path_buf()) {
+pub(crate) fn claim_name(written: &Mutex<HashSet<PathBuf>>, dest: &Path, db: &str) -> Result<()> {
+    if !written
+        .lock()
+        .expect("not poisoned")
+        .insert(dest.to_path_buf())
+    {
         return Err(fail(
             Exit::Failed,
             format!(
