@@ -23,7 +23,7 @@ _bucket__push() {
 
     case "${cmd}" in
         bucket__push)
-            opts="-q -v -h -V --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-within --dry-run --require-encryption --tries --timeout --quiet --verbose --help --version"
+            opts="-q -v -h -V --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-within --dry-run --transfers --require-encryption --tries --timeout --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -50,6 +50,10 @@ _bucket__push() {
                     return 0
                     ;;
                 --keep-within)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --transfers)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

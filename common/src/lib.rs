@@ -13,7 +13,7 @@
 //!    [`delta`], [`crypt`].
 //! 3. [`log`], [`debris`], [`regular`], [`input`], [`address`].
 //! 4. [`atomic`], [`lock`], [`confine`], [`tally`], [`private_dir`],
-//!    [`sqlite`], [`discover`], [`open_files`], [`signals`].
+//!    [`sqlite`], [`discover`], [`open_files`], [`signals`], [`parallel`].
 //! 5. [`store`]: the storage backends, over validated keys.
 //! 6. [`repo`]: the one owner of the backup layout in a store.
 //! 7. [`state`]: what the last stored snapshot of a database was, page by
@@ -36,6 +36,7 @@ pub mod key;
 pub mod lock;
 pub mod log;
 pub mod open_files;
+pub mod parallel;
 pub mod private_dir;
 pub mod record;
 pub mod regular;

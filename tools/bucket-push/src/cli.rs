@@ -80,6 +80,11 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Inputs stored at once (a thousand tenant databases); records still leave in input order. Each holds at most one upload's parts in memory (three parts of 5 MiB or more for a large file)
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub transfers: u32,
+
     /// Refuse (exit 5) any input that is not an age file: plaintext never reaches the remote
     #[arg(long, help_heading = "Encryption")]
     pub require_encryption: bool,

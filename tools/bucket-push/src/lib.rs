@@ -62,32 +62,47 @@ pub fn run(args: Args) -> Result<Exit> {
     let mut out = Output::stdout();
     let mut tally = Tally::default();
 
-    for item in inputs(&args.files, "files")? {
-        let input = match item {
-            Ok(input) => input,
-            Err(err) => {
-                tally.report(&log, "", &err);
-                continue;
-            }
-        };
-        let label = input.label();
-        let outcome = push_one(&repo, &input, &settings, &log);
-        let removed = remove_temporary(&input, &log);
-        match outcome {
-            Ok(None) => {}
-            Ok(Some((mut record, problem))) => {
-                if removed {
-                    record.remove("path");
-                    record.remove("temporary");
+    // Several databases at once (a thousand tenants); records still leave
+    // in input order.
+    // One database's records (its increments) go one after the other.
+    sqlkeep_common::parallel::in_order_by_key(
+        args.transfers as usize,
+        inputs(&args.files, "files")?,
+        |item| {
+            item.as_ref().ok().and_then(|input| {
+                input
+                    .record()
+                    .and_then(|r| r.str("db").map(str::to_string))
+                    .or_else(|| input.path().map(str::to_string))
+            })
+        },
+        |item| {
+            let input = match item {
+                Ok(input) => input,
+                Err(err) => return (String::new(), Err(err), false),
+            };
+            let outcome = push_one(&repo, &input, &settings, &log);
+            let removed = remove_temporary(&input, &log);
+            (input.label(), outcome, removed)
+        },
+        |(label, outcome, removed)| {
+            match outcome {
+                Ok(None) => {}
+                Ok(Some((mut record, problem))) => {
+                    if removed {
+                        record.remove("path");
+                        record.remove("temporary");
+                    }
+                    out.emit(&record)?;
+                    if let Some(err) = problem {
+                        tally.report(&log, &label, &err);
+                    }
                 }
-                out.emit(&record)?;
-                if let Some(err) = problem {
-                    tally.report(&log, &label, &err);
-                }
+                Err(err) => tally.report(&log, &label, &err),
             }
-            Err(err) => tally.report(&log, &label, &err),
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok(tally.exit())
 }
 

@@ -34,7 +34,7 @@ use sqlkeep_common::time::{Timestamp, duration_option};
 use sqlkeep_common::units::{human_bytes, human_duration};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, mpsc};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The tool's clap definition, for man pages and completions.
@@ -122,89 +122,33 @@ pub fn run(args: Args) -> Result<Exit> {
     let mut out = Output::stdout();
     let mut tally = Tally::default();
     let written: Mutex<HashSet<PathBuf>> = Mutex::new(HashSet::new());
-    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Target)>(jobs);
-    let job_rx = Mutex::new(job_rx);
-    let (done_tx, done_rx) = mpsc::channel::<(usize, String, Result<Record>)>();
-    std::thread::scope(|scope| -> Result<()> {
-        for _ in 0..jobs {
-            let done_tx = done_tx.clone();
-            let (job_rx, settings, written, log) = (&job_rx, &settings, &written, &log);
-            scope.spawn(move || {
-                loop {
-                    let job = job_rx.lock().expect("not poisoned").recv();
-                    let Ok((i, target)) = job else { break };
-                    let result = snapshot(&target, settings, written, log);
-                    if done_tx.send((i, target.label, result)).is_err() {
-                        break;
-                    }
-                }
-            });
+    // Each directory expands into its databases as stdin is read; a bad
+    // input is an item too, so its error line keeps its place.
+    let items = inputs(&args.inputs, "databases")?.flat_map(|item| {
+        match discover::expand(item, &excludes) {
+            Ok(targets) => targets.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(bad) => vec![Err(bad)],
         }
-        drop(done_tx);
-        // Records leave in input order, whichever job finishes first.
-        let mut order = InOrder::default();
-        let emit = |order: &mut InOrder, out: &mut Output, tally: &mut Tally| -> Result<()> {
-            while let Some((label, result)) = order.next_ready() {
-                match result {
-                    Ok(record) => out.emit(&record)?,
-                    Err(err) => tally.report(&log, &label, &err),
-                }
+    });
+    sqlkeep_common::parallel::in_order(
+        jobs,
+        items,
+        |item| match item {
+            Ok(target) => {
+                let result = snapshot(&target, &settings, &written, &log);
+                (target.label, result)
+            }
+            Err((label, err)) => (label, Err(err)),
+        },
+        |(label, result)| {
+            match result {
+                Ok(record) => out.emit(&record)?,
+                Err(err) => tally.report(&log, &label, &err),
             }
             Ok(())
-        };
-        let mut n = 0;
-        for item in inputs(&args.inputs, "databases")? {
-            match discover::expand(item, &excludes) {
-                Ok(targets) => {
-                    for target in targets {
-                        job_tx
-                            .send((n, target))
-                            .expect("the jobs outlive the input");
-                        n += 1;
-                        while let Ok((i, label, result)) = done_rx.try_recv() {
-                            order.add(i, label, result);
-                        }
-                        emit(&mut order, &mut out, &mut tally)?;
-                    }
-                }
-                Err((label, err)) => {
-                    order.add(n, label, Err(err));
-                    n += 1;
-                }
-            }
-        }
-        drop(job_tx);
-        while order.emitted() < n {
-            let (i, label, result) = done_rx.recv().expect("every job answers");
-            order.add(i, label, result);
-            emit(&mut order, &mut out, &mut tally)?;
-        }
-        emit(&mut order, &mut out, &mut tally)
-    })?;
+        },
+    )?;
     Ok(tally.exit())
-}
-
-/// Results waiting for the ones before them.
-#[derive(Default)]
-struct InOrder {
-    waiting: std::collections::BTreeMap<usize, (String, Result<Record>)>,
-    next: usize,
-}
-
-impl InOrder {
-    fn add(&mut self, i: usize, label: String, result: Result<Record>) {
-        self.waiting.insert(i, (label, result));
-    }
-
-    fn next_ready(&mut self) -> Option<(String, Result<Record>)> {
-        let ready = self.waiting.remove(&self.next)?;
-        self.next += 1;
-        Some(ready)
-    }
-
-    fn emitted(&self) -> usize {
-        self.next
-    }
 }
 
 /// The `--incremental` settings the flags ask for.
