@@ -44,7 +44,14 @@ where
     I: Send,
     R: Send,
 {
-    let jobs = jobs.max(1);
+    if jobs <= 1 {
+        // One at a time on this thread: a closed stdout stops the run
+        // before another item is even read.
+        for item in items {
+            emit(work(item))?;
+        }
+        return Ok(());
+    }
     let turns = Turns::default();
     let mut tickets: std::collections::HashMap<String, u64> = Default::default();
     let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Option<(String, u64)>, I)>(jobs);

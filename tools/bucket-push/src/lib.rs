@@ -54,11 +54,17 @@ pub fn run(args: Args) -> Result<Exit> {
         dry_run: args.dry_run,
         require_encryption: args.require_encryption,
     };
-    let mut store: Box<dyn Store> = store::open_with(&remote, args.remote_args.transfer()?)?;
-    if settings.dry_run {
-        store = Box::new(DryRun::new(store));
-    }
-    let repo = Repository::new(store);
+    let transfer = args.remote_args.transfer()?;
+    // A repository per input, so each record counts its own requests
+    // while others are stored at the same time (opening makes none).
+    let open = || -> Result<Repository> {
+        let mut store: Box<dyn Store> = store::open_with(&remote, transfer)?;
+        if settings.dry_run {
+            store = Box::new(DryRun::new(store));
+        }
+        Ok(Repository::new(store))
+    };
+    open()?;
     let mut out = Output::stdout();
     let mut tally = Tally::default();
 
@@ -81,7 +87,7 @@ pub fn run(args: Args) -> Result<Exit> {
                 Ok(input) => input,
                 Err(err) => return (String::new(), Err(err), false),
             };
-            let outcome = push_one(&repo, &input, &settings, &log);
+            let outcome = open().and_then(|repo| push_one(&repo, &input, &settings, &log));
             let removed = remove_temporary(&input, &log);
             (input.label(), outcome, removed)
         },
