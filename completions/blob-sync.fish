@@ -8,8 +8,8 @@ complete -c blob-sync -l tries -d 'Tries per request to object storage before gi
 complete -c blob-sync -l timeout -d 'Limit on one request to object storage (a part, a manifest, a listing page), e.g. 5m; downloads instead fail when no data arrives for 30 s' -r
 complete -c blob-sync -l recipient -d 'Encrypt to this age public key, age1… (repeatable; only public keys are needed to back up)' -r
 complete -c blob-sync -l recipients-file -d 'Encrypt to every key in FILE, age\'s recipients format (`age-keygen -y key.txt` prints one); repeatable' -r -F
-complete -c blob-sync -l passphrase-file -d 'Encrypt with the passphrase in FILE (its first line) instead of keys; restoring an encrypted tree, decrypt with it' -r -F
-complete -c blob-sync -l passphrase-env -d 'Encrypt with the passphrase in the environment variable VAR instead of keys; restoring an encrypted tree, decrypt with it' -r
+complete -c blob-sync -l passphrase-file -d 'Use the passphrase in FILE (its first line) instead of keys' -r -F
+complete -c blob-sync -l passphrase-env -d 'Use the passphrase in the environment variable VAR instead of keys' -r
 complete -c blob-sync -l scrypt-work-factor -d 'scrypt work factor (log2 N) for a passphrase; tests lower it' -r
 complete -c blob-sync -s i -l identity -d 'Decrypt with the age identities in FILE (what age-keygen writes); repeatable [env: SQLKEEP_AGE_IDENTITY_FILE]' -r -F
 complete -c blob-sync -l delete -d 'Remove destination files that are no longer in the source'

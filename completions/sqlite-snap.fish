@@ -13,8 +13,8 @@ complete -c sqlite-snap -l diffs-per-full -d 'With --incremental: at most N leve
 complete -c sqlite-snap -l busy-timeout -d 'How long to wait for a locked database, e.g. 5s or 1m' -r
 complete -c sqlite-snap -l recipient -d 'Encrypt to this age public key, age1… (repeatable; only public keys are needed to back up)' -r
 complete -c sqlite-snap -l recipients-file -d 'Encrypt to every key in FILE, age\'s recipients format (`age-keygen -y key.txt` prints one); repeatable' -r -F
-complete -c sqlite-snap -l passphrase-file -d 'Encrypt with the passphrase in FILE (its first line) instead of keys' -r -F
-complete -c sqlite-snap -l passphrase-env -d 'Encrypt with the passphrase in the environment variable VAR instead of keys' -r
+complete -c sqlite-snap -l passphrase-file -d 'Use the passphrase in FILE (its first line) instead of keys' -r -F
+complete -c sqlite-snap -l passphrase-env -d 'Use the passphrase in the environment variable VAR instead of keys' -r
 complete -c sqlite-snap -l scrypt-work-factor -d 'scrypt work factor (log2 N) for a passphrase; tests lower it' -r
 complete -c sqlite-snap -l no-compress -d 'Write an uncompressed .sqlite3 file instead of .sqlite3.zst'
 complete -c sqlite-snap -l incremental -d 'Store only the pages that changed since the last snapshot that reached storage (a delta), after a first full snapshot; bucket-push commits the new state once the delta is stored'

@@ -9,11 +9,12 @@
 //! [`Secrets::run`], which fails the test if a secret key or passphrase
 //! reaches stdout or stderr.
 
+use crate::encryption::keygen;
 use crate::s3server::{BUCKET, S3Server};
 use crate::support::{Rng, Run, Scratch, Tool, debris, list_files, sha256_file, world};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// Text only the plaintext files hold: it must never be readable in
@@ -25,41 +26,6 @@ const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
 
 /// The destination's manifest.
 const MANIFEST: &str = ".sqlkeep-sync.json";
-
-/// An age key pair made by `age-keygen`.
-struct Key {
-    file: PathBuf,
-    public: String,
-    secret: String,
-}
-
-fn keygen(s: &Scratch, name: &str) -> Key {
-    let file = s.join(name);
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&file)
-        .output()
-        .expect("age-keygen runs (tests/run installs age)");
-    assert!(out.status.success(), "{out:?}");
-    let secret = std::fs::read_to_string(&file)
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
-        .expect("a secret key line")
-        .to_string();
-    let out = Command::new("age-keygen")
-        .arg("-y")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(public.starts_with("age1"), "{public}");
-    Key {
-        file,
-        public,
-        secret,
-    }
-}
 
 /// What must never be printed.
 struct Secrets(Vec<String>);

@@ -24,7 +24,7 @@ const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
 pub struct Key {
     pub file: PathBuf,
     pub public: String,
-    secret: String,
+    pub secret: String,
 }
 
 /// Makes an identity file `name` in the scratch directory.

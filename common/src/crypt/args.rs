@@ -29,12 +29,12 @@ pub struct EncryptArgs {
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath, help_heading = "Encryption")]
     pub recipients_file: Vec<PathBuf>,
 
-    /// Encrypt with the passphrase in FILE (its first line) instead of keys
+    /// Use the passphrase in FILE (its first line) instead of keys
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath,
           help_heading = "Encryption", conflicts_with = "passphrase_env")]
     pub passphrase_file: Option<PathBuf>,
 
-    /// Encrypt with the passphrase in the environment variable VAR instead of keys
+    /// Use the passphrase in the environment variable VAR instead of keys
     #[arg(long, value_name = "VAR", help_heading = "Encryption")]
     pub passphrase_env: Option<String>,
 

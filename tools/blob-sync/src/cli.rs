@@ -2,6 +2,7 @@
 //! completions are generated.
 
 use clap::Parser;
+use sqlkeep_common::crypt::args::EncryptArgs;
 use sqlkeep_common::log::LogArgs;
 use sqlkeep_common::store::RemoteArgs;
 use std::path::PathBuf;
@@ -123,27 +124,10 @@ pub struct Args {
     #[command(flatten)]
     pub remote_args: RemoteArgs,
 
-    /// Encrypt to this age public key, age1… (repeatable; only public keys are needed to back up)
-    #[arg(long, value_name = "KEY", help_heading = "Encryption")]
-    pub recipient: Vec<String>,
-
-    /// Encrypt to every key in FILE, age's recipients format (`age-keygen -y key.txt` prints one); repeatable
-    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath, help_heading = "Encryption")]
-    pub recipients_file: Vec<PathBuf>,
-
-    /// Encrypt with the passphrase in FILE (its first line) instead of keys; restoring an encrypted tree, decrypt with it
-    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath,
-          help_heading = "Encryption", conflicts_with = "passphrase_env")]
-    pub passphrase_file: Option<PathBuf>,
-
-    /// Encrypt with the passphrase in the environment variable VAR instead of keys; restoring an encrypted tree, decrypt with it
-    #[arg(long, value_name = "VAR", help_heading = "Encryption")]
-    pub passphrase_env: Option<String>,
-
-    /// scrypt work factor (log2 N) for a passphrase; tests lower it
-    #[arg(long, value_name = "N", hide = true,
-          value_parser = clap::value_parser!(u8).range(1..=30))]
-    pub scrypt_work_factor: Option<u8>,
+    /// Whom files copied into the destination are encrypted to; the
+    /// passphrase flags also open an encrypted source.
+    #[command(flatten)]
+    pub encrypt: EncryptArgs,
 
     /// Decrypt with the age identities in FILE (what age-keygen writes); repeatable [env: SQLKEEP_AGE_IDENTITY_FILE]
     #[arg(short = 'i', long, value_name = "FILE", value_hint = clap::ValueHint::FilePath,

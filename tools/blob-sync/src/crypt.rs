@@ -20,7 +20,7 @@ use crate::copy::{self, Mode};
 use crate::plan::Plan;
 use crate::side::{Side, State, describe};
 use anyhow::Result;
-use sqlkeep_common::crypt::args::{DecryptArgs, EncryptArgs, IDENTITY_FILE_ENV};
+use sqlkeep_common::crypt::args::{DecryptArgs, IDENTITY_FILE_ENV};
 use sqlkeep_common::crypt::encryption::SCRYPT;
 use sqlkeep_common::crypt::{Encryption, Identities, Recipients};
 use sqlkeep_common::exit::{Exit, exit_of, fail};
@@ -59,25 +59,18 @@ impl Keys {
     ) -> Result<Keys> {
         let passphrase = DecryptArgs {
             identity: Vec::new(),
-            passphrase_file: args.passphrase_file.clone(),
-            passphrase_env: args.passphrase_env.clone(),
+            passphrase_file: args.encrypt.passphrase_file.clone(),
+            passphrase_env: args.encrypt.passphrase_env.clone(),
         };
         let Some(source) = source else {
-            let seal = EncryptArgs {
-                recipient: args.recipient.clone(),
-                recipients_file: args.recipients_file.clone(),
-                passphrase_file: args.passphrase_file.clone(),
-                passphrase_env: args.passphrase_env.clone(),
-                scrypt_work_factor: args.scrypt_work_factor,
-            }
-            .recipients()?;
+            let seal = args.encrypt.recipients()?;
             return Ok(Keys {
                 seal,
                 open: None,
                 passphrase,
             });
         };
-        if !args.recipient.is_empty() || !args.recipients_file.is_empty() {
+        if !args.encrypt.recipient.is_empty() || !args.encrypt.recipients_file.is_empty() {
             return Err(fail(
                 Exit::Usage,
                 format!(
@@ -100,7 +93,8 @@ impl Keys {
         {
             files.push(PathBuf::from(env));
         }
-        let has_passphrase = args.passphrase_file.is_some() || args.passphrase_env.is_some();
+        let has_passphrase =
+            args.encrypt.passphrase_file.is_some() || args.encrypt.passphrase_env.is_some();
         let (usable, give) = if is_passphrase(source) {
             (has_passphrase, "--passphrase-file or --passphrase-env")
         } else {

@@ -44,40 +44,11 @@ pub fn run(args: Args) -> Result<Exit> {
                 continue;
             }
         };
-        // A delta is pages, not a database: it is checked when a restore
-        // rebuilds its point. It passes on, so `sqlite-snap --incremental |
-        // sqlite-verify | bucket-push` keeps working.
-        if let Some(delta) = input.record().filter(|r| r.str("kind") == Some("delta")) {
-            log.skip(
-                &input.label(),
-                "a delta, not a whole database: verify its point once restored (bucket-pull … | sqlite-verify)",
-            );
-            out.emit(delta)?;
-            continue;
-        }
-        // A database found unchanged has no new snapshot to check.
-        if let Some(same) = input
-            .record()
-            .filter(|r| r.get("unchanged") == Some(&Value::Bool(true)))
-        {
-            log.skip(
-                &input.label(),
-                "unchanged since its stored point: no snapshot to verify",
-            );
-            out.emit(same)?;
-            continue;
-        }
-        // An encrypted snapshot cannot be opened here, by design: the
-        // machine that backs up holds only public keys. It passes on too.
-        if let Some(sealed) = input
-            .record()
-            .filter(|r| r.get("encryption").is_some_and(|e| !e.is_null()))
-        {
-            log.skip(
-                &input.label(),
-                "encrypted (age): verify it once restored (bucket-pull --identity … | sqlite-verify)",
-            );
-            out.emit(sealed)?;
+        // Records with nothing here to open pass on, with a SKIP, so
+        // `sqlite-snap … | sqlite-verify | bucket-push` keeps working.
+        if let Some((record, why)) = input.record().and_then(|r| passed_over(r).map(|w| (r, w))) {
+            log.skip(&input.label(), why);
+            out.emit(record)?;
             continue;
         }
         let record = verify_one(&input, &exp, &log);
@@ -94,6 +65,27 @@ pub fn run(args: Args) -> Result<Exit> {
         return Ok(Exit::Failed);
     }
     Ok(if failed == 0 { Exit::Ok } else { Exit::Failed })
+}
+
+/// Why a record is passed on unverified: a delta is pages, not a database
+/// (checked when a restore rebuilds its point); an unchanged database has
+/// no new snapshot; an encrypted one cannot be opened on the machine that
+/// backs up, by design (it holds public keys only).
+fn passed_over(record: &sqlkeep_common::record::Record) -> Option<&'static str> {
+    if record.str("kind") == Some("delta") {
+        return Some(
+            "a delta, not a whole database: verify its point once restored (bucket-pull … | sqlite-verify)",
+        );
+    }
+    if record.get("unchanged") == Some(&Value::Bool(true)) {
+        return Some("unchanged since its stored point: no snapshot to verify");
+    }
+    if record.get("encryption").is_some_and(|e| !e.is_null()) {
+        return Some(
+            "encrypted (age): verify it once restored (bucket-pull --identity … | sqlite-verify)",
+        );
+    }
+    None
 }
 
 /// Parses the expectation flags (usage errors exit 2).
