@@ -280,3 +280,40 @@ fn no_write_passes_for_unchanged() {
         snap("file signals");
     }
 }
+
+/// `--all` takes database names from storage: a directory on the way that
+/// is a symbolic link is never followed out of `-o`, and the other
+/// databases are still restored.
+#[test]
+fn all_never_writes_through_a_link() {
+    let s = Scratch::new();
+    let storage = s.join("storage");
+    tenant_db(&storage.join("tenants/acme/production.sqlite3"), "acme");
+    tenant_db(&storage.join("production.sqlite3"), "main");
+    let remote = s.join("backups");
+    let snap = s.tool("sqlite-snap").arg(&storage).run().success();
+    s.tool("bucket-push")
+        .arg(&remote)
+        .stdin(snap.stdout())
+        .run()
+        .success();
+    let out = s.join("restored");
+    let elsewhere = s.join("elsewhere");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("tenants")).unwrap();
+    let run = s
+        .tool("bucket-pull")
+        .arg(&remote)
+        .args(["--all", "-o"])
+        .arg(&out)
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr().contains("tenants/acme/production"),
+        "{}",
+        run.stderr()
+    );
+    assert!(crate::support::list_files(&elsewhere).is_empty());
+    assert_eq!(names(&out.join("production.sqlite3")), ["main"]);
+}
