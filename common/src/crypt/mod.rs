@@ -237,13 +237,17 @@ impl Identities {
     }
 }
 
-/// Runs `produce` (a download writing the ciphertext) on a thread while
-/// the ciphertext is decrypted into `out` on this one, through a pipe:
-/// the restore stream is push-based and age decrypts from a reader. No
-/// copy touches the disk; memory is the pipe's and age's 64 KiB chunk.
-/// The error of `produce` wins over the decryption's (a failed download
-/// also ends the ciphertext early), unless it is only the broken pipe the
-/// failed decryption left it.
+/// Runs `produce` (a download writing the ciphertext) on a thread, the
+/// decryption on another, and copies the plaintext into `out` on this one,
+/// through two pipes: the restore stream is push-based and age decrypts
+/// from a reader. With decryption off this thread, it no longer shares a
+/// core with decompression, hashing and the write (measured: a 2 GB
+/// restore with `-i` took 1.10–1.15× the plain one when it did). No copy
+/// touches the disk; memory is the pipes' and age's 64 KiB chunk.
+///
+/// Errors, the cause first: a failed download (not merely the broken pipe
+/// a failed decryption left it), then a failed decryption (a tampered
+/// chunk: exit 1, and no byte of it reaches `out`), then the write.
 pub fn decrypt_while<T: Send>(
     identities: &Identities,
     encrypted_to: &[String],
@@ -252,35 +256,59 @@ pub fn decrypt_while<T: Send>(
     produce: impl FnOnce(&mut dyn Write) -> Result<T> + Send,
 ) -> Result<T> {
     let (reader, mut writer) = std::io::pipe().context("creating a pipe")?;
+    let (plain_reader, mut plain_writer) = std::io::pipe().context("creating a pipe")?;
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || {
             let result = produce(&mut writer);
             drop(writer);
             result
         });
+        // The header is read here: a wrong key fails before any thread
+        // decrypts anything.
         let decrypted = identities
             .decrypt(reader, encrypted_to, what)
-            .and_then(|mut plain| {
-                std::io::copy(&mut plain, out).map_err(|e| {
+            .map(|mut plain| {
+                scope.spawn(move || {
+                    let copied = std::io::copy(&mut plain, &mut plain_writer);
+                    drop(plain_writer);
+                    copied
+                })
+            });
+        let written = match &decrypted {
+            Ok(_) => std::io::copy(&mut { plain_reader }, out)
+                .map(|_| ())
+                .map_err(|e| anyhow::Error::new(e).context("writing decrypted data")),
+            Err(_) => {
+                drop(plain_reader);
+                Ok(())
+            }
+        };
+        let decrypted = decrypted.and_then(|thread| {
+            thread
+                .join()
+                .expect("the decryption thread does not panic")
+                .map_err(|e| {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         fail(
                             Exit::Failed,
                             format!("{what}: damaged or tampered ciphertext ({e})"),
                         )
                     } else {
-                        anyhow::Error::new(e).context("writing decrypted data")
+                        anyhow::Error::new(e).context("decrypting")
                     }
                 })
-            });
+        });
         // Whatever happened, the producer must not block on a full pipe:
-        // the reader end is gone once `decrypted` is done with it.
+        // the reader end is gone once the decryption is done with it.
         let produced = producer.join().expect("the download thread does not panic");
-        match (produced, decrypted) {
-            (Ok(value), Ok(_)) => Ok(value),
-            // The decryption stopped reading first; its error is the cause.
-            (Err(p), Err(d)) if crate::exit::is_broken_pipe(&p) => Err(d),
-            (Err(p), _) => Err(p),
-            (Ok(_), Err(d)) => Err(d),
+        let quiet = |e: &anyhow::Error| crate::exit::is_broken_pipe(e);
+        match (produced, decrypted, written) {
+            (Err(p), _, _) if !quiet(&p) => Err(p),
+            (_, Err(d), _) if !quiet(&d) => Err(d),
+            (_, _, Err(w)) => Err(w),
+            (Err(p), _, _) => Err(p),
+            (_, Err(d), _) => Err(d),
+            (Ok(value), Ok(_), Ok(())) => Ok(value),
         }
     })
 }
