@@ -421,6 +421,17 @@ fn wrong_or_missing_keys_and_tampering_leave_nothing_behind() {
     one_line(&run);
     assert_eq!(sha256_file(&target), good);
     assert!(debris(&out).is_empty(), "{:?}", debris(&out));
+    // A manifest stripped of its "encryption" (so the ciphertext would be
+    // handed to zstd as if it were plain) is refused before a byte is
+    // written: the object's name says it is an age file.
+    let mut stripped: Value = serde_json::from_str(&manifest).unwrap();
+    stripped.as_object_mut().unwrap().remove("encryption");
+    std::fs::write(&manifest_path, format!("{stripped}\n")).unwrap();
+    let run = pull(&["--force"], Some(&key.file))
+        .expect_code(1)
+        .stderr_has("disagree on whether it is encrypted");
+    one_line(&run);
+    assert_eq!(sha256_file(&target), good);
     std::fs::write(&manifest_path, &manifest).unwrap();
     std::fs::write(&object, &original).unwrap();
     pull(&["--force"], Some(&key.file)).success();
