@@ -3,8 +3,11 @@
 //! what crossed the wire, and on request answers 500/503, drops the
 //! connection, or cuts a response body short.
 //!
-//! rust-s3 (attohttpc) sends one request per connection with
-//! `connection: close`, so the proxy handles one request per connection.
+//! The tools keep connections alive, so the proxy serves every request a
+//! connection carries, one after the other, and counts the connections
+//! (the pool's bound is asserted through it). Each request goes upstream
+//! on a connection of its own, asked to close, so a response ends where
+//! the upstream connection does; the client's connection stays open.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -57,6 +60,20 @@ struct State {
     upstream: SocketAddr,
     rules: Mutex<Vec<Rule>>,
     seen: Mutex<Vec<Seen>>,
+    connections: Mutex<Connections>,
+    latency: Mutex<std::time::Duration>,
+}
+
+/// Client connections: accepted since the last reset, open now, and the
+/// most open at once.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Connections {
+    /// Accepted since the last reset.
+    pub opened: usize,
+    /// Open now.
+    pub open: usize,
+    /// The most open at once since the last reset.
+    pub peak: usize,
 }
 
 /// A running proxy.
@@ -79,13 +96,22 @@ impl Proxy {
             upstream,
             rules: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
+            connections: Mutex::new(Connections::default()),
+            latency: Mutex::new(std::time::Duration::ZERO),
         });
         let shared = Arc::clone(&state);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let state = Arc::clone(&shared);
+                {
+                    let mut c = state.connections.lock().unwrap();
+                    c.opened += 1;
+                    c.open += 1;
+                    c.peak = c.peak.max(c.open);
+                }
                 std::thread::spawn(move || {
-                    let _ = handle(stream, &state);
+                    let _ = serve(stream, &state);
+                    state.connections.lock().unwrap().open -= 1;
                 });
             }
         });
@@ -103,6 +129,12 @@ impl Proxy {
         });
     }
 
+    /// Holds every request this long before it is answered, as a distant
+    /// server would: requests that would overlap there overlap here.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        *self.state.latency.lock().unwrap() = latency;
+    }
+
     /// Removes every rule.
     pub fn clear(&self) {
         self.state.rules.lock().unwrap().clear();
@@ -113,9 +145,19 @@ impl Proxy {
         self.state.seen.lock().unwrap().clone()
     }
 
-    /// Forgets what was seen.
+    /// Forgets what was seen, and the connections counted.
     pub fn reset_seen(&self) {
         self.state.seen.lock().unwrap().clear();
+        let mut c = self.state.connections.lock().unwrap();
+        c.opened = 0;
+        c.peak = c.open;
+    }
+
+    /// Client connections since the last reset. A tool's connections are
+    /// all closed when it exits; `open` counts the ones the proxy has not
+    /// yet seen close.
+    pub fn connections(&self) -> Connections {
+        *self.state.connections.lock().unwrap()
     }
 
     /// Requests seen with `method` whose target contains `contains`.
@@ -136,9 +178,29 @@ impl Proxy {
     }
 }
 
-/// Serves one connection: one request, one (possibly damaged) response.
-fn handle(mut client: TcpStream, state: &State) -> std::io::Result<()> {
-    let (head, mut body) = read_head(&mut client)?;
+/// Serves one client connection: its requests one after the other, until
+/// the client closes it or a fault ends it.
+fn serve(mut client: TcpStream, state: &State) -> std::io::Result<()> {
+    let mut pending = Vec::new();
+    loop {
+        if pending.is_empty() {
+            // A clean end between requests: the client closed its end.
+            let mut first = [0u8; 1];
+            if client.peek(&mut first)? == 0 {
+                return Ok(());
+            }
+        }
+        if !handle(&mut client, state, &mut pending)? {
+            return Ok(());
+        }
+    }
+}
+
+/// Serves one request and its (possibly damaged) response; false when the
+/// connection is over. `pending` holds bytes of the next request that
+/// arrived with this one.
+fn handle(client: &mut TcpStream, state: &State, pending: &mut Vec<u8>) -> std::io::Result<bool> {
+    let (head, mut body) = read_head_after(client, std::mem::take(pending))?;
     let text = String::from_utf8_lossy(&head).into_owned();
     let mut lines = text.split("\r\n");
     let mut request_line = lines.next().unwrap_or_default().split(' ');
@@ -155,6 +217,9 @@ fn handle(mut client: TcpStream, state: &State) -> std::io::Result<()> {
     let length: usize = header("content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    if body.len() > length {
+        *pending = body.split_off(length);
+    }
     while body.len() < length {
         let mut buf = vec![0u8; (length - body.len()).min(1 << 20)];
         let n = client.read(&mut buf)?;
@@ -177,6 +242,8 @@ fn handle(mut client: TcpStream, state: &State) -> std::io::Result<()> {
                 r.fault
             })
     };
+    let latency = *state.latency.lock().unwrap();
+    std::thread::sleep(latency);
     // What was seen is recorded before the client gets its answer, so a
     // test that checks the log right after a tool exits sees every request.
     let seen = |status: Option<u16>| {
@@ -201,13 +268,15 @@ fn handle(mut client: TcpStream, state: &State) -> std::io::Result<()> {
                 xml.len()
             );
             client.write_all(response.as_bytes())?;
-            client.shutdown(Shutdown::Both)
+            client.shutdown(Shutdown::Both)?;
+            Ok(false)
         }
         Some(Fault::Drop) => {
             seen(None);
-            client.shutdown(Shutdown::Both)
+            client.shutdown(Shutdown::Both)?;
+            Ok(false)
         }
-        Some(Fault::Truncate(keep)) => forward(&mut client, state, &head, &body, Some(keep), seen),
+        Some(Fault::Truncate(keep)) => forward(client, state, &head, &body, Some(keep), seen),
         Some(Fault::RaceWrite(bytes)) => {
             let path = target.split('?').next().unwrap_or(&target).to_string();
             let mut racer = TcpStream::connect(state.upstream)?;
@@ -223,14 +292,15 @@ fn handle(mut client: TcpStream, state: &State) -> std::io::Result<()> {
             racer.write_all(bytes)?;
             let mut answer = Vec::new();
             racer.read_to_end(&mut answer)?;
-            forward(&mut client, state, &head, &body, None, seen)
+            forward(client, state, &head, &body, None, seen)
         }
-        None => forward(&mut client, state, &head, &body, None, seen),
+        None => forward(client, state, &head, &body, None, seen),
     }
 }
 
 /// Sends the request upstream and relays the response, passing at most
-/// `keep` body bytes when set; `seen` records the status first.
+/// `keep` body bytes when set (then the connection ends); `seen` records
+/// the status first. True when the client's connection stays open.
 fn forward(
     client: &mut TcpStream,
     state: &State,
@@ -238,17 +308,17 @@ fn forward(
     body: &[u8],
     keep: Option<usize>,
     seen: impl FnOnce(Option<u16>),
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     let mut upstream = TcpStream::connect(state.upstream)?;
-    upstream.write_all(head)?;
+    upstream.write_all(&with_close(head))?;
     upstream.write_all(body)?;
-    let (response_head, mut already) = read_head(&mut upstream)?;
+    let (response_head, mut already) = read_head_after(&mut upstream, Vec::new())?;
     let status = String::from_utf8_lossy(&response_head)
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok());
     seen(status);
-    client.write_all(&response_head)?;
+    client.write_all(&without_connection(&response_head))?;
     let mut left = keep.unwrap_or(usize::MAX);
     already.truncate(left);
     client.write_all(&already)?;
@@ -262,13 +332,41 @@ fn forward(
         client.write_all(&buf[..n])?;
         left -= n;
     }
-    client.shutdown(Shutdown::Both)
+    if keep.is_some() {
+        client.shutdown(Shutdown::Both)?;
+        return Ok(false);
+    }
+    Ok(true)
 }
 
-/// Reads an HTTP head (through the blank line); returns it and whatever
-/// body bytes arrived with it.
-fn read_head(stream: &mut TcpStream) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
-    let mut data = Vec::new();
+/// A request head asking the server to close the connection after its
+/// response (so the response ends where the connection does).
+fn with_close(head: &[u8]) -> Vec<u8> {
+    let mut out = without_connection(head);
+    out.truncate(out.len() - 2);
+    out.extend_from_slice(b"connection: close\r\n\r\n");
+    out
+}
+
+/// A head without its Connection header: the server's "close" is for the
+/// proxy's upstream connection, not the client's.
+fn without_connection(head: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(head);
+    let mut out = String::new();
+    for line in text.split_inclusive("\r\n") {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            out.push_str(line);
+        }
+    }
+    out.into_bytes()
+}
+
+/// Reads an HTTP head (through the blank line), starting with `data`
+/// already read; returns it and whatever bytes arrived after it.
+fn read_head_after(
+    stream: &mut TcpStream,
+    mut data: Vec<u8>,
+) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
     let mut buf = [0u8; 8192];
     loop {
         if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {

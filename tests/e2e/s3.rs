@@ -135,6 +135,10 @@ fn request_counts_on_the_wire() {
         .run()
         .success();
     let seen = proxy.seen();
+    // One transfer: its requests share a connection (the bound is
+    // --transfers + 1).
+    let connections = proxy.connections();
+    assert!(connections.opened <= 2, "{connections:?}");
     assert_eq!(
         seen.len(),
         12,

@@ -112,6 +112,51 @@ fn same_uploads(from: &Path, to: &Path, paths: &[String]) {
     assert!(sqlite.is_empty(), "SQLite files were synced: {sqlite:?}");
 }
 
+/// Large files copied in parallel go up in parts, two in flight per file:
+/// four requests wanted at once by two transfers. The pool lets three
+/// through (`--transfers` + 1) and opens no more connections than that,
+/// in both directions. (Measured without the bound: 4 connections.)
+#[test]
+fn parallel_multipart_transfers_stay_within_transfers_plus_one_connections() {
+    let s = Scratch::new();
+    let (server, proxy, env) = S3Server::start_behind_proxy(s.path());
+    // A distant server: each part is still in flight when the next ones
+    // are ready, so the four senders would all be waiting at once.
+    proxy.set_latency(std::time::Duration::from_millis(700));
+    let mut rng = crate::support::Rng::new(7);
+    let names: Vec<String> = (0..3).map(|i| format!("big/{i}.bin")).collect();
+    for name in &names {
+        // 17 MiB of noise: above the single-PUT limit, four parts.
+        let data: Vec<u8> = (0..17 << 17)
+            .flat_map(|_| rng.next().to_le_bytes())
+            .collect();
+        let path = s.join(&format!("storage/{name}"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    let remote = format!("s3://{BUCKET}/files");
+    sync(&s)
+        .args(["storage", &remote, "--transfers", "2"])
+        .envs(&env)
+        .run()
+        .success();
+    let parts = proxy.count_ok("PUT", "partNumber=");
+    assert_eq!(parts, 12, "{:#?}", proxy.seen());
+    let up = proxy.connections();
+    assert!(up.opened <= 3 && up.peak <= 3, "{up:?}");
+    same_uploads(&s.join("storage"), &server.path("files"), &names);
+
+    proxy.reset_seen();
+    sync(&s)
+        .args([&remote, "restored", "--transfers", "2"])
+        .envs(&env)
+        .run()
+        .success();
+    let down = proxy.connections();
+    assert!(down.opened <= 3, "{down:?}");
+    same_uploads(&s.join("storage"), &s.join("restored"), &names);
+}
+
 #[test]
 fn sync_to_a_local_directory() {
     let s = Scratch::new();
@@ -175,6 +220,9 @@ fn sync_to_s3_costs_no_request_when_nothing_changed() {
         "every attempt is counted"
     );
     same_uploads(&storage, &server.path("files"), &paths);
+    // --transfers 8: every upload over at most nine connections.
+    let connections = proxy.connections();
+    assert!(connections.opened <= 9, "{connections:?}");
 
     // Nothing changed: not one request, from the cache.
     proxy.reset_seen();

@@ -79,18 +79,29 @@ fn two_hundred_tenants_round_trip_and_only_the_changed_cost_requests() {
             .envs(&env)
             .run()
             .success();
+        // sqlite-snap makes no request: what the proxy sees from here on
+        // is bucket-push's.
+        proxy.reset_seen();
         s.tool("bucket-push")
             .args(["-q", &remote])
             .envs(&env)
             .stdin(snap.stdout())
             .run()
             .success();
+        // The default --transfers 4: at most five connections, however
+        // many databases.
+        let connections = proxy.connections();
+        assert!(connections.opened <= 5, "{label}: {connections:?}");
         let records = snap.records();
         assert_eq!(records.len(), 201, "{label}");
         records
     };
 
     let first = run("first");
+    // 201 fulls, 4 requests each (object, manifest, latest.json read and
+    // written), over the same few connections.
+    assert_eq!(proxy.seen().len(), 804);
+    assert!(proxy.connections().opened >= 1);
     let dbs: Vec<&str> = first.iter().map(|r| r["db"].as_str().unwrap()).collect();
     assert_eq!(dbs[0], "production");
     for (t, db) in tenants.iter().zip(&dbs[1..]) {
@@ -99,6 +110,7 @@ fn two_hundred_tenants_round_trip_and_only_the_changed_cost_requests() {
     assert!(first.iter().all(|r| r["kind"] == "full"));
 
     let restored = s.join("restored");
+    proxy.reset_seen();
     let all = s
         .tool("bucket-pull")
         .args(["-q", &remote, "--all", "-o"])
@@ -108,6 +120,13 @@ fn two_hundred_tenants_round_trip_and_only_the_changed_cost_requests() {
         .success()
         .records();
     assert_eq!(all.len(), 201);
+    // A listing and 201 × (manifest, object), on five connections at most.
+    let connections = proxy.connections();
+    assert!(
+        connections.opened <= 5 && proxy.seen().len() > 400,
+        "{connections:?}, {} requests",
+        proxy.seen().len()
+    );
     for record in &first {
         let db = record["db"].as_str().unwrap();
         let path = restored.join(format!("{db}.sqlite3"));

@@ -107,7 +107,12 @@ fn a_private_ca_is_trusted_through_aws_ca_bundle_and_refused_without() {
         .run()
         .expect_code(2);
     let port = server.endpoint.rsplit(':').next().unwrap();
-    for needed in ["TLS", &format!("127.0.0.1:{port}"), "AWS_CA_BUNDLE"] {
+    for needed in [
+        "TLS",
+        &format!("127.0.0.1:{port}"),
+        "for the name 127.0.0.1",
+        "AWS_CA_BUNDLE",
+    ] {
         assert!(
             refused.stderr().contains(needed),
             "{needed}: {}",

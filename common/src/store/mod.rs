@@ -10,6 +10,7 @@
 //! is the `repo` module's alone.
 
 mod dry_run;
+pub mod http;
 mod local;
 mod requests;
 pub mod retry;
@@ -154,6 +155,7 @@ impl RemoteArgs {
                 ..retry::Retry::default()
             },
             request_timeout: std::time::Duration::from_secs(secs as u64),
+            ..Transfer::default()
         })
     }
 }

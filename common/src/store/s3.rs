@@ -17,7 +17,7 @@
 //!   SHA-256; on any failure it is aborted, unless the completion's answer
 //!   was lost and the object proves to exist after all.
 //! - **Truncation and replacement are caught.** A download is counted
-//!   against its Content-Length (attohttpc takes an early close for the end
+//!   against its Content-Length (an early close is an error, never the end
 //!   of the body) and resumed with a Range request after a fault; the
 //!   resumed request carries `If-Match` with the object's ETag, so the
 //!   rest of another object is never spliced on.
@@ -28,16 +28,16 @@
 //! - **Listings are data, not trust.** Every listed key must lie below the
 //!   store's prefix and be a safe [`Key`].
 
+use super::http::Failure;
 use super::retry::{Fault, Retry};
 use super::s3_config::S3Config;
-use super::s3_request::{Request, Signer, header, send};
+use super::s3_request::{Request, Signer, send};
 use super::{Condition, Fetched, Kind, ObjectInfo, Requests, Store, check_body};
 use crate::digest::{Digest, hex};
 use crate::exit::{Conflict, Exit, fail};
 use crate::key::Key;
 use crate::time::Timestamp;
 use anyhow::Context;
-use attohttpc::Method;
 use s3::creds::Credentials;
 use s3::error::S3Error;
 use s3::serde_types::Part;
@@ -70,6 +70,13 @@ pub const PARTS_IN_FLIGHT: usize = 2;
 /// Keys per listing page (the S3 maximum).
 const LIST_PAGE: usize = 1000;
 
+/// The most of a listing page read: 1,000 keys of at most 1,024 bytes,
+/// each with its XML around it.
+const LISTING_MAX: u64 = 4 << 20;
+
+/// The most of another answer's body read (an upload id, a completion).
+const ANSWER_MAX: u64 = 1 << 20;
+
 /// The part size for an upload of `len` bytes: [`MIN_PART`], or larger
 /// (in whole MiB) when that would need more than [`MAX_PARTS`] parts.
 pub fn part_size(len: u64) -> u64 {
@@ -85,6 +92,9 @@ pub struct Transfer {
     /// Limit on one whole request (a part, a manifest, a listing page);
     /// downloads instead fail when no data arrives for 30 s.
     pub request_timeout: Duration,
+    /// Requests in flight (and connections open) at most: `--transfers`
+    /// + 1 (see [`super::http`]).
+    pub connections: usize,
 }
 
 impl Default for Transfer {
@@ -92,6 +102,7 @@ impl Default for Transfer {
         Transfer {
             retry: Retry::default(),
             request_timeout: Duration::from_secs(300),
+            connections: super::http::DEFAULT_CONNECTIONS,
         }
     }
 }
@@ -139,7 +150,8 @@ impl S3Store {
         bucket.set_request_timeout(Some(transfer.request_timeout));
         // A bad CA bundle is a configuration error now, not a failure of
         // every request later.
-        super::s3_request::extra_roots()?;
+        super::http::extra_roots()?;
+        super::http::allow_connections(transfer.connections);
         let root = if config.key.is_empty() {
             None
         } else {
@@ -196,7 +208,7 @@ impl S3Store {
     }
 
     /// A request with the whole-request timeout set.
-    fn timed<'a>(&self, method: Method, key: &'a str) -> Request<'a> {
+    fn timed<'a>(&self, method: &'static str, key: &'a str) -> Request<'a> {
         let mut request = Request::new(method, key);
         request.timeout = Some(self.transfer.request_timeout);
         request
@@ -219,7 +231,7 @@ impl S3Store {
         let mut conditional = self.conditions_work.load(Ordering::Relaxed);
         loop {
             let result = self.retried(Kind::Put, &what, || {
-                let mut request = self.timed(Method::PUT, &full);
+                let mut request = self.timed("PUT", &full);
                 request.body = body;
                 request
                     .headers
@@ -231,7 +243,7 @@ impl S3Store {
                         Condition::Matches(tag) => request.headers.push(("if-match", tag.clone())),
                     }
                 }
-                send(&self.bucket, &self.signer, &request).map(|r| header(&r, "etag"))
+                send(&self.bucket, &self.signer, &request).map(|r| r.header("etag"))
             });
             match result {
                 Err(e) if conditional && is_unsupported(&e) => {
@@ -261,12 +273,14 @@ impl S3Store {
             Kind::Multipart,
             &format!("starting upload of {url}"),
             || {
-                let mut request = self.timed(Method::POST, &full);
+                let mut request = self.timed("POST", &full);
                 request.query.push(("uploads", String::new()));
                 request
                     .headers
                     .push(("content-type", content_type.to_string()));
-                let body = send(&self.bucket, &self.signer, &request)?.text()?;
+                let body = send(&self.bucket, &self.signer, &request)?
+                    .text(ANSWER_MAX)
+                    .map_err(S3Error::Io)?;
                 xml_field(&body, "UploadId").ok_or_else(|| {
                     S3Error::HttpFailWithBody(200, "an answer without UploadId".into())
                 })
@@ -283,7 +297,7 @@ impl S3Store {
             // Best effort: an abandoned upload costs storage on some
             // providers until a lifecycle rule removes it.
             self.requests.count(Kind::Multipart);
-            let mut request = self.timed(Method::DELETE, &full);
+            let mut request = self.timed("DELETE", &full);
             request.query.push(("uploadId", id.clone()));
             let _ = send(&self.bucket, &self.signer, &request);
         }
@@ -313,12 +327,12 @@ impl S3Store {
         xml.push_str("</CompleteMultipartUpload>");
         let what = format!("completing upload of {url}");
         let result = self.retried(Kind::Multipart, &what, || {
-            let mut request = self.timed(Method::POST, full);
+            let mut request = self.timed("POST", full);
             request.query.push(("uploadId", id.to_string()));
             request.body = xml.as_bytes();
             let response = send(&self.bucket, &self.signer, &request)?;
             // S3 may answer 200 and still report an error in the body.
-            let text = response.text().map_err(S3Error::from)?;
+            let text = response.text(ANSWER_MAX).map_err(S3Error::Io)?;
             if text.contains("<Error>") {
                 return Err(S3Error::HttpFailWithBody(500, text));
             }
@@ -347,10 +361,12 @@ impl S3Store {
     /// there.
     fn head(&self, full: &str) -> anyhow::Result<Option<(u64, Option<String>)>> {
         let result = self.retried(Kind::Head, &format!("looking up {full}"), || {
-            let request = self.timed(Method::HEAD, full);
+            let request = self.timed("HEAD", full);
             let response = send(&self.bucket, &self.signer, &request)?;
-            let size = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok());
-            Ok(size.map(|s| (s, header(&response, "etag"))))
+            let size = response
+                .header("content-length")
+                .and_then(|v| v.parse::<u64>().ok());
+            Ok(size.map(|s| (s, response.header("etag"))))
         });
         match result {
             Ok(found) => Ok(found),
@@ -477,14 +493,14 @@ impl S3Store {
 
     /// One UploadPart request, sent from the caller's buffer.
     fn upload_part(&self, full: &str, id: &str, number: u32, data: &[u8]) -> Result<Part, S3Error> {
-        let mut request = self.timed(Method::PUT, full);
+        let mut request = self.timed("PUT", full);
         request.query.push(("partNumber", number.to_string()));
         request.query.push(("uploadId", id.to_string()));
         request.body = data;
         let response = send(&self.bucket, &self.signer, &request)?;
-        let etag = header(&response, "etag").ok_or_else(|| {
+        let etag = response.header("etag").ok_or_else(|| {
             S3Error::HttpFailWithBody(
-                response.status().as_u16(),
+                response.status(),
                 "<Code>NoETag</Code><Message>part uploaded without an ETag</Message>".into(),
             )
         })?;
@@ -558,7 +574,7 @@ impl Store for S3Store {
                 // After a fault mid-body, ask only for the rest, and only
                 // of the same object.
                 let start = sink.bytes;
-                let mut request = Request::new(Method::GET, &full);
+                let mut request = Request::new("GET", &full);
                 if start > 0 {
                     request.headers.push(("range", format!("bytes={start}-")));
                     if let Some(tag) = &etag {
@@ -579,14 +595,15 @@ impl Store for S3Store {
                     }
                 };
                 if start == 0 {
-                    etag = header(&response, "etag");
+                    etag = response.header("etag");
                 }
                 // A resumed body must start where the last one stopped: AWS
                 // answers 206, rclone's server 200 with a Content-Range; a
                 // server that ignored the Range would send the whole object.
                 let resumed = start == 0
-                    || response.status().as_u16() == 206
-                    || header(&response, "content-range")
+                    || response.status() == 206
+                    || response
+                        .header("content-range")
                         .is_some_and(|v| v.starts_with(&format!("bytes {start}-")));
                 if !resumed {
                     return Err(Fault::fatal(fail(
@@ -594,7 +611,9 @@ impl Store for S3Store {
                         "the server ignored a Range request, so the download cannot resume",
                     )));
                 }
-                let length = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok());
+                let length = response
+                    .header("content-length")
+                    .and_then(|v| v.parse::<u64>().ok());
                 if total.is_none() {
                     total = length.map(|l| l + start);
                 }
@@ -620,9 +639,9 @@ impl Store for S3Store {
         let full = self.full_key(key);
         let url = self.url(key);
         self.retried(Kind::Get, &format!("downloading {url}"), || {
-            let request = self.timed(Method::GET, &full);
+            let request = self.timed("GET", &full);
             let response = send(&self.bucket, &self.signer, &request)?;
-            let tag = header(&response, "etag");
+            let tag = response.header("etag");
             let mut bytes = Vec::new();
             response
                 .take(max_bytes + 1)
@@ -661,14 +680,16 @@ impl Store for S3Store {
         let mut token: Option<String> = None;
         loop {
             let page = self.retried(Kind::List, &format!("listing {what}"), || {
-                let mut request = self.timed(Method::GET, "");
+                let mut request = self.timed("GET", "");
                 request.query.push(("list-type", "2".into()));
                 request.query.push(("max-keys", LIST_PAGE.to_string()));
                 request.query.push(("prefix", prefix.clone()));
                 if let Some(token) = &token {
                     request.query.push(("continuation-token", token.clone()));
                 }
-                let body = send(&self.bucket, &self.signer, &request)?.text()?;
+                let body = send(&self.bucket, &self.signer, &request)?
+                    .text(LISTING_MAX)
+                    .map_err(S3Error::Io)?;
                 quick_xml::de::from_str::<s3::serde_types::ListBucketResult>(&body).map_err(|e| {
                     S3Error::HttpFailWithBody(200, format!("an unreadable listing ({e})"))
                 })
@@ -708,12 +729,7 @@ impl Store for S3Store {
     fn delete(&self, key: &Key) -> anyhow::Result<()> {
         let full = self.full_key(key);
         self.retried(Kind::Delete, &format!("deleting {}", self.url(key)), || {
-            send(
-                &self.bucket,
-                &self.signer,
-                &self.timed(Method::DELETE, &full),
-            )
-            .map(|_| ())
+            send(&self.bucket, &self.signer, &self.timed("DELETE", &full)).map(|_| ())
         })
     }
 
@@ -822,34 +838,26 @@ fn classify(error: S3Error, host: &str) -> Fault {
                 _ => Fault::fatal(fail(Exit::Failed, detail)),
             }
         }
-        S3Error::Atto(error) => {
-            let text = error.to_string();
-            // rustls reports a refused certificate as an I/O error: it is
-            // configuration, never worth a retry.
-            if text.contains("certificate") || text.contains("Certificate") {
+        S3Error::Io(error) => match error.get_ref().and_then(|e| e.downcast_ref::<Failure>()) {
+            // rustls refused the certificate: configuration, never worth
+            // a retry.
+            Some(Failure::Certificate(text)) => {
+                let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
                 Fault::fatal(fail(
                     Exit::Usage,
                     format!(
-                        "TLS: the certificate {host} presented was refused ({text}); if it is signed by a private CA, set AWS_CA_BUNDLE (or SSL_CERT_FILE) to that CA's PEM file"
+                        "TLS: the certificate {host} presented was refused for the name {name} ({text}); if it is signed by a private CA, set AWS_CA_BUNDLE (or SSL_CERT_FILE) to that CA's PEM file"
                     ),
                 ))
-            } else if is_network_error(&text) {
-                Fault::transient(anyhow::anyhow!("network error: {text}"))
-            } else {
+            }
+            Some(Failure::Endpoint(text)) => {
                 Fault::fatal(fail(Exit::Usage, format!("cannot reach storage: {text}")))
             }
-        }
-        S3Error::Io(error) => Fault::transient(anyhow::Error::new(error).context("network error")),
+            Some(Failure::Network(e)) => Fault::transient(anyhow::anyhow!("network error: {e}")),
+            None => Fault::transient(anyhow::Error::new(error).context("network error")),
+        },
         other => Fault::fatal(fail(Exit::Failed, format!("storage error: {other}"))),
     }
-}
-
-/// True when an attohttpc error is a network fault (refused, reset, timed
-/// out, name lookup failed): worth retrying. attohttpc does not expose the
-/// underlying `io::Error` as a source, so its message is what tells; TLS
-/// and URL errors are configuration and fail at once.
-fn is_network_error(text: &str) -> bool {
-    text.starts_with("Io Error") || text.to_lowercase().contains("timed out")
 }
 
 /// The text of `<name>…</name>` in an S3 error body.

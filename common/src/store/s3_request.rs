@@ -17,15 +17,18 @@
 //! Every request signs its payload's SHA-256 (never UNSIGNED-PAYLOAD,
 //! never aws-chunked, which B2, R2 and others reject).
 
+use super::http::{Failure, Response};
 use super::s3_config::Secret;
-use attohttpc::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue};
 use s3::Bucket;
 use s3::error::S3Error;
 use s3::signing;
 use sha2::Digest as _;
 use std::time::Duration;
+
+/// The most of an error answer's body read: the S3 code and message are
+/// in its first lines.
+const ERROR_BODY_MAX: u64 = 64 << 10;
 
 /// What signs requests: the access key, secret and session token.
 #[derive(Debug, Clone)]
@@ -40,8 +43,8 @@ pub struct Signer {
 
 /// One request to send.
 pub struct Request<'a> {
-    /// HTTP method: GET, PUT, HEAD, POST.
-    pub method: attohttpc::Method,
+    /// HTTP method: GET, PUT, HEAD, POST, DELETE.
+    pub method: &'static str,
     /// The object's full key in the bucket.
     pub key: &'a str,
     /// Query parameters, unencoded.
@@ -50,14 +53,14 @@ pub struct Request<'a> {
     pub headers: Vec<(&'static str, String)>,
     /// The body (empty for GET and HEAD).
     pub body: &'a [u8],
-    /// Limit on the whole request; None leaves only attohttpc's 30 s limit
-    /// on each read, for downloads of any length.
+    /// Limit on the whole request; None leaves only the 30 s limit on
+    /// each read, for downloads of any length.
     pub timeout: Option<Duration>,
 }
 
 impl<'a> Request<'a> {
     /// A request without query, headers or body.
-    pub fn new(method: attohttpc::Method, key: &'a str) -> Request<'a> {
+    pub fn new(method: &'static str, key: &'a str) -> Request<'a> {
         Request {
             method,
             key,
@@ -69,14 +72,11 @@ impl<'a> Request<'a> {
     }
 }
 
-/// Signs and sends `request`. A non-2xx answer becomes
-/// `S3Error::HttpFailWithBody` with the body read, so errors classify the
-/// same way as rust-s3's own.
-pub fn send(
-    bucket: &Bucket,
-    signer: &Signer,
-    request: &Request<'_>,
-) -> Result<attohttpc::Response, S3Error> {
+/// Signs `request` and sends it over the run's pool. A non-2xx answer
+/// becomes `S3Error::HttpFailWithBody` with the start of its body read, so
+/// errors classify the same way as rust-s3's own; a request that got no
+/// answer is `S3Error::Io` carrying a [`Failure`].
+pub fn send(bucket: &Bucket, signer: &Signer, request: &Request<'_>) -> Result<Response, S3Error> {
     let now = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .expect("zero nanoseconds is valid");
@@ -106,7 +106,7 @@ pub fn send(
 
     let mut headers = HeaderMap::new();
     headers.insert(HOST, HeaderValue::from_str(authority)?);
-    if request.method != attohttpc::Method::GET && request.method != attohttpc::Method::HEAD {
+    if request.method != "GET" && request.method != "HEAD" {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(request.body.len()));
     }
     headers.insert(
@@ -127,8 +127,7 @@ pub fn send(
         headers.insert(HeaderName::from_static(name), HeaderValue::from_str(value)?);
     }
     let region = bucket.region();
-    let canonical =
-        signing::canonical_request(request.method.as_str(), &url, &headers, &payload_sha256)?;
+    let canonical = signing::canonical_request(request.method, &url, &headers, &payload_sha256)?;
     let to_sign = signing::string_to_sign(&now, &region, &canonical)?;
     let key_bytes = signing::signing_key(&now, signer.secret_key.expose(), &region, "s3")?;
     let mut mac = <signing::HmacSha256 as hmac::Mac>::new_from_slice(&key_bytes)?;
@@ -143,61 +142,28 @@ pub fn send(
     )?;
     headers.insert(AUTHORIZATION, HeaderValue::from_str(&authorization)?);
 
-    let mut builder = attohttpc::RequestBuilder::new(request.method.clone(), url.as_str());
-    if let Ok(roots) = extra_roots() {
-        for cert in roots {
-            builder = builder.add_root_certificate(cert.clone());
-        }
-    }
-    if let Some(timeout) = request.timeout {
-        builder = builder.timeout(timeout);
-    }
-    for (name, value) in &headers {
-        builder = builder.header(name, value.clone());
-    }
-    let response = builder.bytes(request.body).send()?;
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+        .collect();
+    let response = super::http::send(
+        request.method,
+        &url,
+        &headers,
+        request.body,
+        request.timeout,
+    )
+    .map_err(|failure| {
+        let kind = match failure {
+            Failure::Network(_) => std::io::ErrorKind::Other,
+            _ => std::io::ErrorKind::InvalidInput,
+        };
+        S3Error::Io(std::io::Error::new(kind, failure))
+    })?;
     let status = response.status();
-    if !status.is_success() {
-        let body = response.text().unwrap_or_default();
-        return Err(S3Error::HttpFailWithBody(status.as_u16(), body));
+    if !(200..300).contains(&status) {
+        let body = response.text(ERROR_BODY_MAX).unwrap_or_default();
+        return Err(S3Error::HttpFailWithBody(status, body));
     }
     Ok(response)
-}
-
-/// Trust roots added to the built-in ones, from the PEM files that
-/// `AWS_CA_BUNDLE` (the AWS CLI's variable) and `SSL_CERT_FILE` (OpenSSL's)
-/// name: a self-hosted MinIO or Garage behind a private CA. Read once.
-pub fn extra_roots() -> anyhow::Result<&'static [CertificateDer<'static>]> {
-    static ROOTS: std::sync::OnceLock<Result<Vec<CertificateDer<'static>>, String>> =
-        std::sync::OnceLock::new();
-    let roots = ROOTS.get_or_init(|| {
-        let mut roots = Vec::new();
-        for var in ["AWS_CA_BUNDLE", "SSL_CERT_FILE"] {
-            let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) else {
-                continue;
-            };
-            let shown = std::path::Path::new(&path).display().to_string();
-            let pem = std::fs::read(&path).map_err(|e| format!("{var}={shown}: {e}"))?;
-            let before = roots.len();
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                roots.push(cert.map_err(|e| format!("{var}={shown}: not a PEM file ({e:?})"))?);
-            }
-            if roots.len() == before {
-                return Err(format!("{var}={shown}: holds no PEM certificate"));
-            }
-        }
-        Ok(roots)
-    });
-    roots
-        .as_deref()
-        .map_err(|e| crate::exit::fail(crate::exit::Exit::Usage, e.clone()))
-}
-
-/// A response header as text.
-pub fn header(response: &attohttpc::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
 }

@@ -59,7 +59,9 @@ pub fn run(args: Args) -> Result<Exit> {
         !args.no_default_excludes,
     )?;
     let max_delete = MaxDelete::parse(&args.max_delete)?;
-    let transfer = args.remote_args.transfer()?;
+    let mut transfer = args.remote_args.transfer()?;
+    // One connection per transfer, and one for the manifests and listings.
+    transfer.connections = args.transfers as usize + 1;
     let source_address = Address::parse(&args.source)?;
     let dest_address = Address::parse(&args.dest)?;
     if source_address.local_path().is_none() && dest_address.local_path().is_none() {

@@ -54,7 +54,9 @@ pub fn run(args: Args) -> Result<Exit> {
         dry_run: args.dry_run,
         require_encryption: args.require_encryption,
     };
-    let transfer = args.remote_args.transfer()?;
+    let mut transfer = args.remote_args.transfer()?;
+    // One connection per transfer, and one for the manifests and listings.
+    transfer.connections = args.transfers as usize + 1;
     // A repository per input, so each record counts its own requests
     // while others are stored at the same time (opening makes none).
     let open = || -> Result<Repository> {
