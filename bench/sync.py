@@ -462,12 +462,18 @@ class CountingProxy:
         for s in (client, upstream):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         parser = RequestParser(self._request, lambda: self._add("unparsed"))
+        self._relay(client, upstream, parser)
+        client.close()
+        upstream.close()
+
+    def _relay(self, client: socket.socket, upstream: socket.socket, parser: RequestParser) -> None:
+        """Moves one connection's bytes both ways until both directions are
+        done, the client's through `parser` (a subclass may delay them:
+        wan.py's latency proxy)."""
         back = threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True)
         back.start()
         self._pump(client, upstream, parser)
         back.join()
-        client.close()
-        upstream.close()
 
     @staticmethod
     def _pump(src: socket.socket, dst: socket.socket, parser: RequestParser | None) -> None:
