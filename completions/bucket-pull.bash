@@ -23,7 +23,7 @@ _bucket__pull() {
 
     case "${cmd}" in
         bucket__pull)
-            opts="-o -i -q -v -h -V --output --latest --force --even-if-open --if-missing --at --all --list --identity --passphrase-file --passphrase-env --tries --timeout --quiet --verbose --help --version"
+            opts="-o -i -q -v -h -V --output --latest --force --even-if-open --if-missing --owner --mode --at --all --list --identity --passphrase-file --passphrase-env --tries --timeout --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -34,6 +34,14 @@ _bucket__pull() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --owner)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,13 +1,18 @@
-//! UTC timestamps as the contract writes them, without a date library.
+//! UTC timestamps as the contract writes them, over the `time` crate.
 //!
 //! Records use RFC 3339 in UTC (`2026-11-22T03:00:00Z`), remote object names
 //! use the compact stamp (`20261122T030000Z`) so that names sort by time,
 //! and flags take durations such as `26h` or `7d`. All of it is whole
-//! seconds since the Unix epoch underneath; the calendar arithmetic is
-//! Howard Hinnant's days-from-civil algorithm.
+//! seconds since the Unix epoch underneath; the calendar (days in a month,
+//! leap years, ISO weeks, offsets) is the `time` crate's, which refuses a
+//! day that does not exist instead of rolling it over. What stays here is
+//! our own syntax: the stamp and the duration units.
 
 use anyhow::{Result, bail};
 use std::time::{SystemTime, UNIX_EPOCH};
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
 /// A moment in UTC, to the second.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -64,25 +69,28 @@ impl Timestamp {
         self.0
     }
 
-    /// The calendar pieces of this moment.
-    pub fn civil(self) -> Civil {
-        let days = self.0.div_euclid(86_400);
-        let secs = self.0.rem_euclid(86_400) as u32;
-        let (year, month, day) = civil_from_days(days);
-        Civil {
-            year,
-            month,
-            day,
-            hour: secs / 3600,
-            minute: secs / 60 % 60,
-            second: secs % 60,
-        }
+    /// This moment in the `time` crate's terms. Every timestamp we make
+    /// comes from a parse or the clock, inside its range (years 1 to
+    /// 9999); anything beyond is pinned to that range's ends.
+    fn moment(self) -> OffsetDateTime {
+        let secs = self.0.clamp(
+            PrimitiveDateTime::MIN.assume_utc().unix_timestamp(),
+            PrimitiveDateTime::MAX.assume_utc().unix_timestamp(),
+        );
+        OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
-    /// Builds a timestamp from calendar pieces (UTC).
-    pub fn from_civil(c: Civil) -> Timestamp {
-        let days = days_from_civil(c.year, c.month, c.day);
-        Timestamp(days * 86_400 + i64::from(c.hour * 3600 + c.minute * 60 + c.second))
+    /// The calendar pieces of this moment.
+    pub fn civil(self) -> Civil {
+        let m = self.moment();
+        Civil {
+            year: i64::from(m.year()),
+            month: u32::from(u8::from(m.month())),
+            day: u32::from(m.day()),
+            hour: u32::from(m.hour()),
+            minute: u32::from(m.minute()),
+            second: u32::from(m.second()),
+        }
     }
 
     /// Days since the Unix epoch (for calendar buckets).
@@ -92,32 +100,28 @@ impl Timestamp {
 
     /// The ISO 8601 week this moment falls in, as (week-based year, week).
     pub fn iso_week(self) -> (i64, u32) {
-        let days = self.days();
-        // 1970-01-01 was a Thursday; ISO weeks start on Monday.
-        let weekday = (days + 3).rem_euclid(7); // Monday = 0
-        let thursday = days - weekday + 3;
-        let (year, _, _) = civil_from_days(thursday);
-        let jan1 = days_from_civil(year, 1, 1);
-        let week = (thursday - jan1) / 7 + 1;
-        (year, week as u32)
+        let (year, week, _) = self.moment().to_iso_week_date();
+        (i64::from(year), u32::from(week))
     }
 
     /// RFC 3339 in UTC: `2026-11-22T03:00:00Z`.
     pub fn rfc3339(self) -> String {
-        let c = self.civil();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            c.year, c.month, c.day, c.hour, c.minute, c.second
-        )
+        self.format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
     }
 
     /// The compact stamp used in object names: `20261122T030000Z`.
     pub fn stamp(self) -> String {
-        let c = self.civil();
-        format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            c.year, c.month, c.day, c.hour, c.minute, c.second
-        )
+        self.format(format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+    }
+
+    fn format(self, how: &[time::format_description::BorrowedFormatItem<'_>]) -> String {
+        self.moment()
+            .format(how)
+            .expect("a UTC moment in years 1 to 9999 formats")
     }
 
     /// Parses RFC 3339 (`2026-11-22T03:00:00Z`, fractions and offsets
@@ -126,84 +130,29 @@ impl Timestamp {
         let bad = || {
             anyhow::anyhow!("invalid time {text:?}: expected RFC 3339 like 2026-11-22T03:00:00Z")
         };
-        let b = text.trim().as_bytes();
-        if b.len() < 20 || !matches!(b[10], b'T' | b't' | b' ') {
-            return Err(bad());
+        let mut t = text.trim().to_string();
+        if t.as_bytes().get(10) == Some(&b' ') {
+            t.replace_range(10..11, "T");
         }
-        let date = parse_date_bytes(&b[..10]).ok_or_else(bad)?;
-        if b[13] != b':' || b[16] != b':' {
-            return Err(bad());
-        }
-        let hour = digits(&b[11..13]).ok_or_else(bad)?;
-        let minute = digits(&b[14..16]).ok_or_else(bad)?;
-        let second = digits(&b[17..19]).ok_or_else(bad)?;
-        if hour > 23 || minute > 59 || second > 60 {
-            return Err(bad());
-        }
-        let mut rest = &b[19..];
-        if rest.first() == Some(&b'.') {
-            let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-            if n == 0 {
-                return Err(bad());
-            }
-            rest = &rest[1 + n..];
-        }
-        let offset = match rest {
-            [b'Z' | b'z'] => 0,
-            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-                let h = digits(&[*h1, *h2]).ok_or_else(bad)?;
-                let m = digits(&[*m1, *m2]).ok_or_else(bad)?;
-                let secs = i64::from(h * 3600 + m * 60);
-                if *sign == b'+' { secs } else { -secs }
-            }
-            _ => return Err(bad()),
-        };
-        let base = Timestamp::from_civil(Civil {
-            hour,
-            minute,
-            second: second.min(59),
-            ..date
-        });
-        Ok(Timestamp(base.0 - offset))
+        let parsed = OffsetDateTime::parse(&t, &Rfc3339).map_err(|_| bad())?;
+        Ok(Timestamp(parsed.unix_timestamp()))
     }
 
     /// Parses a bare date `YYYY-MM-DD` as midnight UTC of that day.
     pub fn parse_date(text: &str) -> Result<Timestamp> {
-        match parse_date_bytes(text.trim().as_bytes()) {
-            Some(c) if text.trim().len() == 10 => Ok(Timestamp::from_civil(c)),
-            _ => bail!("invalid date {text:?}: expected YYYY-MM-DD"),
+        match Date::parse(text.trim(), format_description!("[year]-[month]-[day]")) {
+            Ok(date) => Ok(Timestamp(date.midnight().assume_utc().unix_timestamp())),
+            Err(_) => bail!("invalid date {text:?}: expected YYYY-MM-DD"),
         }
     }
 
     /// Parses the compact stamp `20261122T030000Z`.
     pub fn parse_stamp(text: &str) -> Result<Timestamp> {
-        let b = text.as_bytes();
-        let ok = b.len() == 16 && b[8] == b'T' && b[15] == b'Z';
-        let num = |r: std::ops::Range<usize>| if ok { digits(&b[r]) } else { None };
-        match (
-            num(0..4),
-            num(4..6),
-            num(6..8),
-            num(9..11),
-            num(11..13),
-            num(13..15),
-        ) {
-            (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(s))
-                if (1..=12).contains(&mo)
-                    && d >= 1
-                    && d <= days_in_month(i64::from(y), mo)
-                    && h < 24
-                    && mi < 60
-                    && s < 60 =>
-            {
-                Ok(Timestamp::from_civil(Civil {
-                    year: i64::from(y),
-                    month: mo,
-                    day: d,
-                    hour: h,
-                    minute: mi,
-                    second: s,
-                }))
+        let how = format_description!("[year][month][day]T[hour][minute][second]Z");
+        match PrimitiveDateTime::parse(text, how) {
+            // Exactly the 16 characters we write: no sign, no wider year.
+            Ok(moment) if text.len() == 16 && text.as_bytes()[0].is_ascii_digit() => {
+                Ok(Timestamp(moment.assume_utc().unix_timestamp()))
             }
             _ => bail!("invalid stamp {text:?}: expected YYYYMMDDTHHMMSSZ"),
         }
@@ -218,16 +167,15 @@ pub fn duration_option(flag: &str, text: &str) -> Result<i64> {
 }
 
 /// Parses a duration such as `90s`, `15m`, `26h`, `7d`, `2w` or `1d12h`
-/// into seconds. A bare number is seconds.
+/// into seconds. A bare number other than 0 is refused: `--max-age 26`
+/// meant hours far more often than 26 seconds.
 pub fn parse_duration(text: &str) -> Result<i64> {
     let t = text.trim();
     if t.is_empty() {
         bail!("invalid duration \"\": expected e.g. 26h or 7d");
     }
-    if let Ok(secs) = t.parse::<i64>()
-        && secs >= 0
-    {
-        return Ok(secs);
+    if t == "0" {
+        return Ok(0);
     }
     let mut total: i64 = 0;
     let mut number = String::new();
@@ -277,71 +225,6 @@ pub fn format_duration(secs: i64) -> String {
     } else {
         parts.join(" ")
     }
-}
-
-/// Reads an ASCII decimal number of a fixed width.
-fn digits(b: &[u8]) -> Option<u32> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(b.iter().fold(0, |acc, d| acc * 10 + u32::from(d - b'0')))
-}
-
-/// Reads `YYYY-MM-DD`, checking the day exists in that month.
-fn parse_date_bytes(b: &[u8]) -> Option<Civil> {
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let year = i64::from(digits(&b[..4])?);
-    let month = digits(&b[5..7])?;
-    let day = digits(&b[8..10])?;
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return None;
-    }
-    Some(Civil {
-        year,
-        month,
-        day,
-        hour: 0,
-        minute: 0,
-        second: 0,
-    })
-}
-
-/// The number of days in a month of the proleptic Gregorian calendar.
-fn days_in_month(year: i64, month: u32) -> u32 {
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 for a civil date (Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of a day count since 1970-01-01 (Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -403,8 +286,8 @@ mod tests {
         assert_eq!(parse_duration("26h").unwrap(), 93_600);
         assert_eq!(parse_duration("7d").unwrap(), 604_800);
         assert_eq!(parse_duration("1d12h").unwrap(), 129_600);
-        assert_eq!(parse_duration("90").unwrap(), 90);
-        for bad in ["", "h", "5x", "-3h", "3h5"] {
+        assert_eq!(parse_duration("0").unwrap(), 0);
+        for bad in ["", "h", "5x", "-3h", "3h5", "90", "26"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(format_duration(93_600), "1d 2h");

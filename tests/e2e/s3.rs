@@ -435,7 +435,7 @@ fn configuration_errors_are_clear() {
             vec![],
             "nowhere:bkt/x".into(),
             2,
-            "unknown remote \"nowhere\"",
+            "unknown remote \"nowhere\": no RCLONE_CONFIG_NOWHERE_TYPE variable",
         ),
         (
             vec![("RCLONE_CONFIG_OLDB2_TYPE".into(), "b2".into())],

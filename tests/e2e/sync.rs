@@ -349,7 +349,8 @@ fn delete_safety() {
         .expect_code(5);
     assert!(
         run.stderr()
-            .contains("refusing to delete 30 of 200 files, more than --max-delete allows (20)"),
+            .contains("refusing to delete 30 of 200 files, more than --max-delete allows (20)")
+            && run.stderr().contains("allow them with --max-delete 30"),
         "{}",
         run.stderr()
     );

@@ -166,3 +166,31 @@ fn a_private_ca_is_trusted_through_aws_ca_bundle_and_refused_without() {
         .expect_code(2)
         .stderr_has("AWS_CA_BUNDLE=");
 }
+
+/// An endpoint written without a scheme means https; when the server
+/// speaks plain HTTP the handshake fails, and the line says what was
+/// assumed and what to write. A local directory whose name has a colon
+/// gets the `./` hint.
+#[test]
+fn an_endpoint_without_a_scheme_says_https_was_assumed() {
+    let s = Scratch::new();
+    let server = S3Server::start(&s.join("s3"));
+    let bare = server.endpoint.trim_start_matches("http://").to_string();
+    let env = S3Server::aws_env(&bare);
+    let run = s
+        .tool("bucket-pull")
+        .args([&format!("s3://{BUCKET}/db/app"), "--list"])
+        .envs(&env)
+        .run()
+        .expect_code(2);
+    for needed in ["TLS", &bare, "https is assumed", "write http://"] {
+        assert!(run.stderr().contains(needed), "{needed}: {}", run.stderr());
+    }
+    assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+
+    s.tool("bucket-pull")
+        .args(["nowhere:backups/app", "--list"])
+        .run()
+        .expect_code(2)
+        .stderr_has("write ./nowhere:");
+}

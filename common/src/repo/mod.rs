@@ -420,15 +420,43 @@ impl Repository {
         let url = self.store.url(&key);
         match self.store.fetch(&key, MANIFEST_MAX) {
             Ok(fetched) => SnapshotManifest::parse(&fetched.bytes, &url),
-            Err(e) if is_missing(&e) => Err(fail(
-                Exit::NotFound,
-                format!(
-                    "no snapshot under {} (no latest.json there)",
-                    self.store.url(db)
-                ),
-            )),
+            Err(e) if is_missing(&e) => {
+                // Only on this failure path: one listing, to name the
+                // database that was probably meant.
+                let hint = self
+                    .databases()
+                    .ok()
+                    .and_then(|known| {
+                        let names = known.iter().map(|(k, _)| k.as_str());
+                        let best = Key::parse(crate::suggest::closest(db.as_str(), names)?).ok()?;
+                        Some(format!("; did you mean {}?", self.store.url(&best)))
+                    })
+                    .unwrap_or_default();
+                Err(fail(
+                    Exit::NotFound,
+                    format!(
+                        "no snapshot under {} (no latest.json there){hint}",
+                        self.store.url(db)
+                    ),
+                ))
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// The databases in this repository, by the prefixes holding a
+    /// `latest.json` (one listing), in key order, each with the time its
+    /// `latest.json` was last written when the storage reports it.
+    pub fn databases(&self) -> Result<Vec<(Key, Option<crate::time::Timestamp>)>> {
+        let mut found = Vec::new();
+        for object in self.store.list(None)? {
+            if object.key.name() == names::LATEST
+                && let Some(db) = object.key.parent()
+            {
+                found.push((db, object.modified));
+            }
+        }
+        Ok(found)
     }
 
     /// The manifest of one restore point of `db` (one GET).

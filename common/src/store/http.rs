@@ -79,8 +79,15 @@ impl Read for Response {
 /// Why a request got no answer.
 #[derive(Debug)]
 pub enum Failure {
-    /// The server's certificate was refused: configuration, never retried.
-    Certificate(String),
+    /// The TLS handshake failed: configuration, never retried. `certificate`
+    /// when it was the server's certificate that was refused (else a
+    /// protocol error, such as a plain-HTTP server answering).
+    Tls {
+        /// The certificate was refused.
+        certificate: bool,
+        /// rustls's words.
+        text: String,
+    },
     /// The endpoint cannot be used at all (a bad URL or scheme).
     Endpoint(String),
     /// The network failed (refused, reset, timed out, name lookup): worth
@@ -91,7 +98,7 @@ pub enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Certificate(text) | Failure::Endpoint(text) => f.write_str(text),
+            Failure::Tls { text, .. } | Failure::Endpoint(text) => f.write_str(text),
             Failure::Network(e) => write!(f, "{e}"),
         }
     }
@@ -250,7 +257,10 @@ fn failure(transport: &ureq::Transport) -> Failure {
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         });
         if let Some(tls) = tls {
-            return Failure::Certificate(tls.to_string());
+            return Failure::Tls {
+                certificate: matches!(tls, rustls::Error::InvalidCertificate(_)),
+                text: tls.to_string(),
+            };
         }
         source = error.source();
     }

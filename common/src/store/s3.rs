@@ -119,6 +119,8 @@ pub struct S3Store {
     conditions_work: AtomicBool,
     /// The endpoint's host and port, for TLS messages.
     host: String,
+    /// The endpoint was given without a scheme (https assumed).
+    scheme_assumed: bool,
 }
 
 impl S3Store {
@@ -172,6 +174,7 @@ impl S3Store {
             transfer,
             requests: Requests::default(),
             conditions_work: AtomicBool::new(true),
+            scheme_assumed: config.scheme_assumed,
             host: url::Url::parse(&config.endpoint)
                 .ok()
                 .and_then(|u| {
@@ -203,7 +206,7 @@ impl S3Store {
     ) -> anyhow::Result<T> {
         self.transfer.retry.run(what, |_| {
             self.requests.count(kind);
-            op().map_err(|e| classify(e, &self.host))
+            op().map_err(|e| classify(e, &self.host, self.scheme_assumed))
         })
     }
 
@@ -584,7 +587,7 @@ impl Store for S3Store {
                 let mut response = match send(&self.bucket, &self.signer, &request) {
                     Ok(response) => response,
                     Err(e) => {
-                        let fault = classify(e, &self.host);
+                        let fault = classify(e, &self.host, self.scheme_assumed);
                         if start > 0 && is_precondition_failed(&fault.error) {
                             return Err(Fault::fatal(fail(
                                 Exit::Failed,
@@ -804,7 +807,7 @@ fn is_unsupported(err: &anyhow::Error) -> bool {
 /// message and exit code for the rest. Only the S3 error code and message
 /// of a response are kept, never the whole body (AWS echoes the string it
 /// signed in some of them).
-fn classify(error: S3Error, host: &str) -> Fault {
+fn classify(error: S3Error, host: &str, scheme_assumed: bool) -> Fault {
     match error {
         S3Error::HttpFailWithBody(status, body) => {
             let code = xml_field(&body, "Code").unwrap_or_default();
@@ -841,7 +844,10 @@ fn classify(error: S3Error, host: &str) -> Fault {
         S3Error::Io(error) => match error.get_ref().and_then(|e| e.downcast_ref::<Failure>()) {
             // rustls refused the certificate: configuration, never worth
             // a retry.
-            Some(Failure::Certificate(text)) => {
+            Some(Failure::Tls {
+                certificate: true,
+                text,
+            }) => {
                 let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
                 Fault::fatal(fail(
                     Exit::Usage,
@@ -850,6 +856,20 @@ fn classify(error: S3Error, host: &str) -> Fault {
                     ),
                 ))
             }
+            Some(Failure::Tls {
+                certificate: false,
+                text,
+            }) => Fault::fatal(fail(
+                Exit::Usage,
+                format!(
+                    "TLS: the handshake with {host} failed ({text}){}",
+                    if scheme_assumed {
+                        "; the endpoint has no scheme, so https is assumed: write http:// for a plain-HTTP server"
+                    } else {
+                        ""
+                    }
+                ),
+            )),
             Some(Failure::Endpoint(text)) => {
                 Fault::fatal(fail(Exit::Usage, format!("cannot reach storage: {text}")))
             }
@@ -925,30 +945,34 @@ mod tests {
         let denied = classify(S3Error::HttpFailWithBody(
             403,
             "<Error><Code>SignatureDoesNotMatch</Code><Message>bad sig</Message><StringToSign>x</StringToSign></Error>".into(),
-        ), "storage.example");
+        ), "storage.example", false);
         assert!(!denied.transient);
         assert_eq!(crate::exit::exit_of(&denied.error), Exit::Usage);
         assert!(!format!("{:#}", denied.error).contains("StringToSign"));
         let missing = classify(
             S3Error::HttpFailWithBody(404, "<Code>NoSuchBucket</Code>".into()),
             "storage.example",
+            false,
         );
         assert_eq!(crate::exit::exit_of(&missing.error), Exit::NotFound);
         assert!(
             classify(
                 S3Error::HttpFailWithBody(503, "<Code>SlowDown</Code>".into()),
-                "storage.example"
+                "storage.example",
+                false
             )
             .transient
         );
         let lost = classify(
             S3Error::HttpFailWithBody(412, "<Code>PreconditionFailed</Code>".into()),
             "storage.example",
+            false,
         );
         assert!(!lost.transient && is_precondition_failed(&lost.error));
         let unsupported = classify(
             S3Error::HttpFailWithBody(501, "<Code>NotImplemented</Code>".into()),
             "storage.example",
+            false,
         );
         assert!(is_unsupported(&unsupported.error));
     }

@@ -44,6 +44,9 @@ pub struct S3Config {
     pub display: String,
     /// Endpoint URL with its scheme.
     pub endpoint: String,
+    /// True when the endpoint was given without a scheme and https was
+    /// assumed (said when TLS then fails: a plain-HTTP server).
+    pub scheme_assumed: bool,
     /// Signing region (`us-east-1`, `auto`, …).
     pub region: String,
     /// Path-style requests (`endpoint/bucket/key`) rather than
@@ -112,6 +115,7 @@ fn from_aws_env(bucket: &str, key: &str, display: &str, env: Env<'_>) -> Result<
         bucket: bucket.into(),
         key: key.into(),
         display: display.into(),
+        scheme_assumed: custom.as_deref().is_some_and(|u| !u.contains("://")),
         endpoint: match custom {
             Some(url) => normalize_endpoint(&url),
             None => aws_endpoint(&region),
@@ -184,6 +188,7 @@ fn from_rclone(
             "us-east-1".into()
         }
     });
+    let scheme_assumed = conf.get("endpoint").is_some_and(|u| !u.contains("://"));
     let endpoint = match conf.get("endpoint") {
         Some(url) => normalize_endpoint(&url),
         None if matches!(provider_setting.as_deref(), None | Some("AWS")) => aws_endpoint(&region),
@@ -243,6 +248,7 @@ fn from_rclone(
         key: key.into(),
         display: display.into(),
         endpoint,
+        scheme_assumed,
         region,
         path_style,
         access_key,
@@ -311,13 +317,20 @@ impl<'a> RcloneRemote<'a> {
             env,
         };
         if file.is_none() && remote.variable("type").is_none() {
+            let known = known_remotes(path.as_deref());
+            let hint = match crate::suggest::closest(name, known.iter().map(String::as_str)) {
+                Some(best) => format!("; did you mean {best}:?"),
+                None => {
+                    format!(" (for a local directory whose name has a colon, write ./{name}:…)")
+                }
+            };
             let place = path.map_or("no rclone config file found".to_string(), |p| {
                 format!("not in {}", p.display())
             });
             return Err(fail(
                 Exit::Usage,
                 format!(
-                    "unknown remote {name:?}: no RCLONE_CONFIG_{}_TYPE variable, and {place}",
+                    "unknown remote {name:?}: no RCLONE_CONFIG_{}_TYPE variable, and {place}{hint}",
                     name.to_uppercase().replace('-', "_")
                 ),
             ));
@@ -361,6 +374,25 @@ fn config_path(env: Env<'_>) -> Option<PathBuf> {
 
 /// Reads one `[section]` of an INI file; None when the file or section is
 /// missing.
+/// The remotes rclone would know, for "did you mean": the sections of the
+/// config file and the `RCLONE_CONFIG_<NAME>_TYPE` variables.
+fn known_remotes(path: Option<&std::path::Path>) -> Vec<String> {
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(key, _)| {
+            let key = key.to_str()?;
+            let name = key.strip_prefix("RCLONE_CONFIG_")?.strip_suffix("_TYPE")?;
+            Some(name.to_lowercase())
+        })
+        .collect();
+    if let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) {
+        names.extend(text.lines().filter_map(|line| {
+            let section = line.trim().strip_prefix('[')?.strip_suffix(']')?;
+            Some(section.trim().to_string())
+        }));
+    }
+    names
+}
+
 fn read_section(path: &std::path::Path, name: &str) -> Result<Option<HashMap<String, String>>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,

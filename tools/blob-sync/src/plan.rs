@@ -208,7 +208,8 @@ pub fn check_deletes(
         return Err(fail(
             Exit::Refused,
             format!(
-                "refusing to delete {} of {dest_files} files, more than --max-delete allows ({allowed}); nothing was changed",
+                "refusing to delete {} of {dest_files} files, more than --max-delete allows ({allowed}); nothing was changed. If the deletions are meant, see them with --dry-run, then allow them with --max-delete {} (or --max-delete 100%)",
+                plan.delete.len(),
                 plan.delete.len()
             ),
         ));

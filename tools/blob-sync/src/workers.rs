@@ -8,8 +8,8 @@ use crate::tree::Entry;
 use sqlkeep_common::exit::{Exit, exit_of};
 use sqlkeep_common::key::Key;
 use sqlkeep_common::log::Log;
+use sqlkeep_common::progress::Progress;
 use sqlkeep_common::units::human_bytes;
-use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -48,7 +48,7 @@ pub fn copy_all(
         done: Mutex::new(Vec::new()),
         failed: Mutex::new(Vec::new()),
         exits: Mutex::new(Vec::new()),
-        progress: log.interactive() && std::io::stderr().is_terminal(),
+        progress: Progress::new(log, "", files.len() as u64, "{pos}/{len} files"),
     };
     // Each worker holds its own identities: age's cannot be shared
     // between threads.
@@ -79,7 +79,7 @@ struct Pool<'a> {
     done: Mutex<Vec<(Key, Entry)>>,
     failed: Mutex<Vec<(Key, Entry)>>,
     exits: Mutex<Vec<Exit>>,
-    progress: bool,
+    progress: Progress,
 }
 
 impl Pool<'_> {
@@ -113,14 +113,7 @@ impl Pool<'_> {
                         .push((path.clone(), entry.clone()));
                 }
             }
-            if self.progress {
-                let _ = write!(
-                    std::io::stderr().lock(),
-                    "\r\x1b[2K{}/{} files",
-                    i + 1,
-                    self.files.len()
-                );
-            }
+            self.progress.inc();
         }
     }
 
@@ -134,9 +127,7 @@ impl Pool<'_> {
     }
 
     fn finish(self) -> Copied {
-        if self.progress {
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
-        }
+        drop(self.progress);
         let mut exits = self.exits.into_inner().unwrap();
         exits.dedup();
         Copied {

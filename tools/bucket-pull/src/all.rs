@@ -18,24 +18,15 @@ use sqlkeep_common::input::Input;
 use sqlkeep_common::key::Key;
 use sqlkeep_common::log::Log;
 use sqlkeep_common::record::Output;
-use sqlkeep_common::repo::{Repository, locate, names};
+use sqlkeep_common::repo::{Repository, locate};
 use sqlkeep_common::tally::Tally;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// The databases under `root`, by the prefixes holding a `latest.json`
-/// (one listing), in key order.
+/// The databases under `root` (one listing), in key order.
 pub fn databases(repo: &Repository) -> Result<Vec<Key>> {
-    let mut found = Vec::new();
-    for object in repo.store().list(None)? {
-        if object.key.name() == names::LATEST
-            && let Some(db) = object.key.parent()
-        {
-            found.push(db);
-        }
-    }
-    Ok(found)
+    Ok(repo.databases()?.into_iter().map(|(db, _)| db).collect())
 }
 
 /// Restores every database under the prefix `input` names into `-o`.

@@ -26,9 +26,15 @@ a restore killed at any moment leaves the old database with every committed row,
 new one. Prints one `restored` record (JSON) per file.\n\n\
 An existing non-empty file is never replaced without --force (exit 5), a file another \
 process has open never without --even-if-open as well (exit 5), and a target that is not \
-a regular file (a device, a FIFO) never at all. With --if-missing, a present database is \
+a regular file (a device, a FIFO) never at all. One exception makes a daily drill work \
+every day: a file bucket-pull itself restored, whose bytes are still exactly those it \
+wrote (SHA-256, noted under the state directory) and whose -wal and -journal hold \
+nothing, is replaced without --force. With --if-missing, a present database is \
 left alone and the run exits 0: the boot-time restore for a fresh Fly.io volume or a new \
 server. -o DIR/ (with the slash) names a directory, created if missing.\n\n\
+A restored file gets the owner, group and mode of the file it replaces, or else the owner \
+and group of its directory and mode 600 (so a restore run as root into the app's storage \
+leaves a file the app can open); --owner and --mode override them.\n\n\
 An encrypted snapshot (sqlite-snap --recipient; its manifest says to whom) is decrypted \
 with --identity FILE (age identity files, repeatable; or SQLKEEP_AGE_IDENTITY_FILE) or a \
 passphrase (--passphrase-file, --passphrase-env). No identity, or none that matches: exit 2, \
@@ -59,7 +65,7 @@ pub struct Args {
     #[arg(long)]
     pub latest: bool,
 
-    /// Replace an existing non-empty file (stop the application first)
+    /// Replace an existing non-empty file (stop the application first); not needed for an unchanged file bucket-pull restored (a drill's scratch file)
     #[arg(long, conflicts_with = "if_missing")]
     pub force: bool,
 
@@ -71,6 +77,14 @@ pub struct Args {
     #[arg(long)]
     pub if_missing: bool,
 
+    /// Owner of the restored file, USER[:GROUP] (names or numbers) [default: the replaced file's, else the directory's owner and group]
+    #[arg(long, value_name = "USER[:GROUP]", conflicts_with = "list")]
+    pub owner: Option<String>,
+
+    /// Mode of the restored file, in octal [default: the replaced file's, else 600]
+    #[arg(long, value_name = "MODE", value_parser = parse_mode, conflicts_with = "list")]
+    pub mode: Option<u32>,
+
     /// Restore the newest restore point taken at or before TIME (RFC 3339; 2026-11-20T14:30 for the end of that minute, or YYYY-MM-DD for the end of that day, UTC)
     #[arg(long, value_name = "TIME", conflicts_with = "latest")]
     pub at: Option<String>,
@@ -79,7 +93,7 @@ pub struct Args {
     #[arg(long, requires = "output", conflicts_with_all = ["at", "list"])]
     pub all: bool,
 
-    /// Print one `object` record per stored snapshot under each prefix, newest first, and restore nothing
+    /// Print one `object` record per stored snapshot under each prefix, newest first (on a terminal: a table of time, kind, size and age), and restore nothing; a prefix holding databases lists them (`database` records)
     #[arg(long, conflicts_with_all = ["output", "force", "if_missing", "latest", "at"])]
     pub list: bool,
 
@@ -94,4 +108,12 @@ pub struct Args {
     /// -q and -v.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// An octal file mode (`640`, `0640`); no set-id or sticky bits.
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{text:?} is not an octal file mode such as 640"))
 }

@@ -9,8 +9,10 @@
 pub mod all;
 pub mod cli;
 pub mod list;
+pub mod own;
 pub mod rebuild;
 pub mod restore;
+pub mod table;
 
 use anyhow::Result;
 use clap::CommandFactory;
@@ -28,6 +30,7 @@ use sqlkeep_common::tally::Tally;
 use sqlkeep_common::time::Timestamp;
 use sqlkeep_common::units::{human_bytes, human_duration};
 use std::collections::HashSet;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -49,6 +52,7 @@ pub fn run(args: Args) -> Result<Exit> {
     let transfer = args.remote_args.transfer()?;
     let at = args.at.as_deref().map(parse_at).transpose()?;
     let ids = args.decrypt.identities(&log)?;
+    let owner = args.owner.as_deref().map(owner_ids).transpose()?;
     let mut out = Output::stdout();
     let mut tally = Tally::default();
     let mut targets: HashSet<PathBuf> = HashSet::new();
@@ -66,6 +70,7 @@ pub fn run(args: Args) -> Result<Exit> {
             at,
             transfer,
             ids: &ids,
+            owner,
         };
         if args.all {
             all::pull_all(&input, &settings, &mut targets, &log, &mut out, &mut tally)?;
@@ -73,6 +78,10 @@ pub fn run(args: Args) -> Result<Exit> {
         }
         if args.list {
             match list_one(&input, transfer, &log) {
+                // A person at a terminal gets a table; a pipe, records.
+                Ok(records) if std::io::stdout().is_terminal() => {
+                    table::write(&mut std::io::stdout().lock(), &input.label(), &records)?;
+                }
                 Ok(records) => {
                     for record in records {
                         out.emit(&record)?;
@@ -142,6 +151,8 @@ pub(crate) struct Settings<'a> {
     at: Option<Timestamp>,
     transfer: Transfer,
     ids: &'a Identities,
+    /// `--owner`, resolved to ids.
+    owner: Option<(u32, u32)>,
 }
 
 /// Restores one source; None when `--if-missing` found the database there.
@@ -181,7 +192,9 @@ pub(crate) fn restore_into(
     log: &Log,
     started: Instant,
 ) -> Result<Option<Record>> {
-    let Settings { args, ids, .. } = *settings;
+    let Settings {
+        args, ids, owner, ..
+    } = *settings;
     if !targets.insert(target.clone()) {
         return Err(fail(
             Exit::Usage,
@@ -196,7 +209,8 @@ pub(crate) fn restore_into(
         if_missing: args.if_missing,
         even_if_open: args.even_if_open,
     };
-    let (mode, replaces) = match restore::decide(&target, allow)? {
+    let state_root = sqlkeep_common::state::default_root();
+    let (mut access, replaces) = match restore::decide(&target, allow, &state_root)? {
         Decision::Skip => {
             log.skip(
                 &target.display().to_string(),
@@ -204,9 +218,30 @@ pub(crate) fn restore_into(
             );
             return Ok(None);
         }
-        Decision::Restore { mode, replaces } => (mode, replaces),
+        Decision::Restore { access, replaces } => (access, replaces),
     };
-    let restored = restore::restore(located, &target, mode, ids, log)?;
+    if let Some(mode) = args.mode {
+        access.mode = mode;
+    }
+    if let Some(owner) = owner {
+        access.owner = owner;
+        access.insist = true;
+    }
+    let restored = restore::restore(located, &target, access, ids, log)?;
+    if let Err(e) = own::remember(
+        &state_root,
+        &target,
+        restored.raw.bytes,
+        &restored.raw.sha256,
+    ) {
+        log.warn(
+            &target.display().to_string(),
+            &format!(
+                "cannot note this restore under {} ({e:#}): the next restore here will need --force",
+                state_root.display()
+            ),
+        );
+    }
     let url = located.url();
     let record = restored_record(located, &target, &restored, replaces);
     if let Restorable::Unchecked { .. } = located.what {
@@ -281,10 +316,15 @@ fn list_one(input: &Input, transfer: Transfer, log: &Log) -> Result<Vec<Record>>
     };
     let address = Address::parse(text)?;
     let (records, repo) = list::records(&address, transfer)?;
+    let what = if records.iter().all(|r| r.kind() == Some("database")) {
+        "databases"
+    } else {
+        "snapshots"
+    };
     log.ok(
         &address.to_string(),
         &format!(
-            "{} snapshots, {} listing requests",
+            "{} {what}, {} listing requests",
             records.len(),
             repo.store().requests().get(Kind::List)
         ),
@@ -332,6 +372,47 @@ pub fn parse_at(text: &str) -> Result<Timestamp> {
         )
     })?;
     Ok(Timestamp::from_unix(day.unix() + 86_399))
+}
+
+/// `--owner USER[:GROUP]` as ids: names through the system's user and
+/// group databases (NSS), or numbers; without a group, the user's own.
+fn owner_ids(text: &str) -> Result<(u32, u32)> {
+    use nix::unistd::{Group, Uid, User};
+    let bad = |why: String| fail(Exit::Usage, format!("--owner {text}: {why}"));
+    let (user, group) = match text.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (text, None),
+    };
+    let user = if let Ok(uid) = user.parse::<u32>() {
+        User::from_uid(Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map_or((uid, None), |u| (uid, Some(u.gid.as_raw())))
+    } else {
+        let found = User::from_name(user)
+            .ok()
+            .flatten()
+            .ok_or_else(|| bad(format!("no user named {user:?}")))?;
+        (found.uid.as_raw(), Some(found.gid.as_raw()))
+    };
+    let gid = match group.filter(|g| !g.is_empty()) {
+        Some(group) => match group.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => Group::from_name(group)
+                .ok()
+                .flatten()
+                .ok_or_else(|| bad(format!("no group named {group:?}")))?
+                .gid
+                .as_raw(),
+        },
+        None => user.1.ok_or_else(|| {
+            bad(format!(
+                "user {} has no entry to take a group from; give USER:GROUP",
+                user.0
+            ))
+        })?,
+    };
+    Ok((user.0, gid))
 }
 
 #[cfg(test)]

@@ -7,6 +7,11 @@
 //! repository reads the stamps from the object names and the sizes from
 //! the listing. Listing is a class C request on B2, so nothing else in
 //! sqlkeep lists unless asked.
+//!
+//! A prefix with no restore points of its own may be a remote's root:
+//! then the databases below it are listed (`database` records, one more
+//! listing). When there are none either, the parent's databases are
+//! listed once more to suggest the name that was probably meant.
 
 use anyhow::Result;
 use sqlkeep_common::address::Address;
@@ -19,12 +24,18 @@ use sqlkeep_common::store::Transfer;
 /// The records `--list` prints for one prefix, and the repository they
 /// came from (for its request counts). No snapshot at all is "not found".
 pub fn records(address: &Address, transfer: Transfer) -> Result<(Vec<Record>, Repository)> {
-    let (parent, name) = address.split_last().ok_or_else(|| {
-        fail(
-            Exit::Usage,
-            format!("{address}: not a database prefix (<remote>/<db>)"),
-        )
-    })?;
+    let Some((parent, name)) = address.split_last() else {
+        // A bucket's root: its databases, if any.
+        let root = Repository::open(address, transfer)?;
+        let records = database_records(address, &root)?;
+        if records.is_empty() {
+            return Err(fail(
+                Exit::NotFound,
+                format!("no database under {address} (no latest.json)"),
+            ));
+        }
+        return Ok((records, root));
+    };
     let db = Key::segment(&name)?;
     let repo = Repository::open(&parent, transfer)?;
     let records: Vec<Record> = repo
@@ -53,8 +64,43 @@ pub fn records(address: &Address, transfer: Transfer) -> Result<(Vec<Record>, Re
             Some(r)
         })
         .collect();
-    if records.is_empty() {
-        return Err(fail(Exit::NotFound, format!("no snapshot under {address}")));
+    if !records.is_empty() {
+        return Ok((records, repo));
     }
-    Ok((records, repo))
+    let root = Repository::open(address, transfer)?;
+    let records = database_records(address, &root)?;
+    if !records.is_empty() {
+        return Ok((records, root));
+    }
+    let hint = repo
+        .databases()
+        .ok()
+        .and_then(|known| {
+            sqlkeep_common::suggest::closest(&name, known.iter().map(|(k, _)| k.as_str()))
+                .map(|best| format!("; did you mean {}?", parent.child(best)))
+        })
+        .unwrap_or_default();
+    Err(fail(
+        Exit::NotFound,
+        format!("no snapshot under {address}{hint}"),
+    ))
+}
+
+/// One `database` record per database under `root` (at `address`): its
+/// name below the prefix, its address, and when its `latest.json` was
+/// last written.
+fn database_records(address: &Address, root: &Repository) -> Result<Vec<Record>> {
+    Ok(root
+        .databases()?
+        .into_iter()
+        .map(|(db, stored)| {
+            let mut r = Record::new("database");
+            r.set("db", db.as_str())
+                .set("url", address.child(db.as_str()).to_string());
+            if let Some(stored) = stored {
+                r.set("stored_at", stored.rfc3339());
+            }
+            r
+        })
+        .collect())
 }

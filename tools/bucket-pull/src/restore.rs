@@ -49,12 +49,58 @@ const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
 /// Marks a companion moved aside during a restore.
 const ASIDE_SUFFIX: &str = ".sqlkeep-aside";
 
+/// Who the restored file belongs to, and its mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// The file mode.
+    pub mode: u32,
+    /// Owner and group: the replaced file's, else the directory's.
+    pub owner: (u32, u32),
+    /// True when the owner was asked for (`--owner`): failing to give the
+    /// file to it is an error, not something to pass over.
+    pub insist: bool,
+}
+
+impl Access {
+    /// Gives `file` its owner and group where that is needed and allowed
+    /// (only root can give a file away): the file must end up where the
+    /// application can open it (a restore run as root into
+    /// `/rails/storage` must not leave a root-owned 0600 database).
+    pub fn apply(&self, file: &std::fs::File, shown: &Path) -> Result<()> {
+        let meta = file.metadata()?;
+        if (meta.uid(), meta.gid()) == self.owner {
+            return Ok(());
+        }
+        match std::os::unix::fs::fchown(file, Some(self.owner.0), Some(self.owner.1)) {
+            Ok(()) => {}
+            // Not root: the file stays ours, as cp would leave it.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !self.insist => {
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(fail(
+                    Exit::Usage,
+                    format!(
+                        "{}: cannot give the file to {}:{} ({e})",
+                        shown.display(),
+                        self.owner.0,
+                        self.owner.1
+                    ),
+                ));
+            }
+        }
+        // chown clears set-id bits; the mode is set again after it.
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(self.mode))?;
+        Ok(())
+    }
+}
+
 /// What to do about the target file.
 pub enum Decision {
-    /// Restore, creating the file with this mode.
+    /// Restore, creating the file with this owner and mode.
     Restore {
-        /// The file mode to use (kept from a replaced file).
-        mode: u32,
+        /// Owner, group and mode (kept from a replaced file).
+        access: Access,
         /// True when a non-empty file will be replaced.
         replaces: bool,
     },
@@ -74,26 +120,39 @@ pub struct Permission {
 }
 
 /// Decides whether `target` may be written: absent or empty files always,
-/// a non-empty file only with `force`, never with `if_missing`; never a
-/// file that is not a regular file, and never one another process has
-/// open unless `even_if_open`.
-pub fn decide(target: &Path, allow: Permission) -> Result<Decision> {
+/// a non-empty file only with `force` or when it is an unchanged restore
+/// of ours (a drill's scratch file, [`crate::own`], noted under
+/// `state_root`), never with `if_missing`; never a file that is not a
+/// regular file, and never one another process has open unless
+/// `even_if_open`.
+pub fn decide(target: &Path, allow: Permission, state_root: &Path) -> Result<Decision> {
     let Some(meta) = sqlkeep_common::regular::check_target(target)? else {
+        let dir = parent_dir(target);
+        let dir_meta =
+            std::fs::metadata(&dir).with_context(|| format!("reading {}", dir.display()))?;
         return Ok(Decision::Restore {
-            mode: NEW_FILE_MODE,
+            access: Access {
+                mode: NEW_FILE_MODE,
+                owner: (dir_meta.uid(), dir_meta.gid()),
+                insist: false,
+            },
             replaces: false,
         });
     };
-    let mode = meta.mode() & 0o7777;
+    let access = Access {
+        mode: meta.mode() & 0o7777,
+        owner: (meta.uid(), meta.gid()),
+        insist: false,
+    };
     let empty = meta.len() == 0;
     if !empty && allow.if_missing {
         return Ok(Decision::Skip);
     }
-    if !empty && !allow.force {
+    if !empty && !allow.force && !crate::own::untouched(state_root, target) {
         return Err(fail(
             Exit::Refused,
             format!(
-                "{} exists and is not empty; refusing to replace it without --force (stop the application first)",
+                "{} exists and is not empty; refusing to replace it without --force (it is not a file bucket-pull restored and nothing changed since; if it is an application's database, stop the application first)",
                 target.display()
             ),
         ));
@@ -110,7 +169,7 @@ pub fn decide(target: &Path, allow: Permission) -> Result<Decision> {
         ));
     }
     Ok(Decision::Restore {
-        mode,
+        access,
         replaces: !empty,
     })
 }
@@ -171,7 +230,7 @@ impl Expected {
 pub fn restore(
     located: &Located,
     target: &Path,
-    mode: u32,
+    access: Access,
     ids: &Identities,
     log: &Log,
 ) -> Result<Restored> {
@@ -183,7 +242,8 @@ pub fn restore(
         return Err(no_identity(&located.url(), to));
     }
     recover_aside(target, log);
-    let mut file = AtomicFile::create(target, mode)?;
+    let mut file = AtomicFile::create(target, access.mode)?;
+    access.apply(file.file(), target)?;
     let restored = match &located.what {
         Restorable::Snapshot { db, manifest, .. } if manifest.chain.len() > 1 => {
             let links = located.repo.chain_of(db, manifest)?;

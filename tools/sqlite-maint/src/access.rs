@@ -31,22 +31,14 @@ pub fn read_only_reason(path: &Path) -> Result<Option<String>> {
 /// Free bytes for unprivileged writers on the file system holding `path`,
 /// and that file system's device id.
 pub fn free_space(path: &Path) -> Result<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
-    let c_path =
-        std::ffi::CString::new(path.as_os_str().as_bytes()).context("path contains NUL")?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c_path is a valid NUL-terminated string and stat a writable
-    // statvfs; statvfs only writes into it.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("statvfs {}", path.display()));
-    }
+    let stat = nix::sys::statvfs::statvfs(path)
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("statvfs {}", path.display()))?;
     let device = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .dev();
-    Ok((stat.f_bavail as u64 * stat.f_frsize as u64, device))
+    Ok((stat.blocks_available() * stat.fragment_size(), device))
 }
 
 /// The directory SQLite puts temporary files in: `SQLITE_TMPDIR`, then

@@ -340,22 +340,20 @@ pub(crate) fn claim_name(written: &Mutex<HashSet<PathBuf>>, dest: &Path, db: &st
 /// A progress callback: a percentage on stderr when it is a terminal,
 /// nothing otherwise. Called with (0, 0) to clear the line.
 pub(crate) fn progress_display<'a>(log: &'a Log, label: &'a str) -> impl FnMut(u32, u32) + 'a {
-    let interactive = log.interactive();
+    let mut line: Option<sqlkeep_common::progress::Progress> = None;
     move |done, total| {
-        if !interactive {
+        if total == 0 {
+            line = None;
             return;
         }
-        use std::io::Write;
-        let mut err = std::io::stderr().lock();
-        if total == 0 {
-            let _ = write!(err, "\r\x1b[2K");
-        } else {
-            let _ = write!(
-                err,
-                "\r\x1b[2K{label} {}%",
-                u64::from(done) * 100 / u64::from(total)
-            );
-        }
-        let _ = err.flush();
+        line.get_or_insert_with(|| {
+            sqlkeep_common::progress::Progress::new(
+                log,
+                label,
+                u64::from(total),
+                "{msg} {percent}%",
+            )
+        })
+        .set(u64::from(done));
     }
 }
