@@ -33,12 +33,70 @@ pub enum Mode<'a> {
     Open(&'a Identities, &'a [String]),
 }
 
-/// Copies one file from `src` to `dst`, checking what it can, and returns
-/// the destination's new entry.
-pub fn copy(src: &Side, dst: &Side, rel: &Key, entry: &Entry, mode: Mode) -> Result<Entry> {
+/// A copy's outcome: the destination's new entry, or a downloaded file
+/// still to be made durable.
+pub enum Copied {
+    /// Stored; the destination's new entry.
+    Done(Entry),
+    /// Written and checked, not yet fsynced or renamed: [`Landing::land`]
+    /// finishes it.
+    Landing(Landing),
+}
+
+/// A downloaded file, complete and checked in its temporary file. The
+/// disk's part of a restore (modification time, fsync, rename, the
+/// directory's fsync) is done by [`Landing::land`], on another thread,
+/// while the worker already fetches the next file: over a distant link a
+/// worker otherwise leaves its connection idle for every fsync (about 8 ms
+/// a file here, a sixth of a 50 ms round trip).
+pub struct Landing {
+    dest: PathBuf,
+    file: AtomicFile,
+    plain: Digest,
+    stored: Option<Digest>,
+    mtime_ns: Option<i64>,
+}
+
+impl Landing {
+    /// Sets the modification time, fsyncs and renames the file into place
+    /// (and fsyncs its directory); returns the destination's new entry.
+    /// A failure leaves whatever was at the path before.
+    pub fn land(self) -> Result<Entry> {
+        let Landing {
+            dest,
+            mut file,
+            plain,
+            stored,
+            mtime_ns,
+        } = self;
+        if let Some(ns) = mtime_ns {
+            file.file()
+                .set_modified(from_nanos(ns))
+                .context("setting modification time")?;
+        }
+        file.commit()?;
+        Ok(Entry {
+            bytes: plain.bytes,
+            mtime_ns: mtime_ns.or_else(|| {
+                std::fs::metadata(&dest)
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .map(nanos)
+            }),
+            sha256: Some(plain.sha256),
+            stored: stored.map(stored_of),
+        })
+    }
+}
+
+/// Copies one file from `src` to `dst`, checking what it can: an upload
+/// is done when this returns, a download is left to [`Landing::land`].
+pub fn copy(src: &Side, dst: &Side, rel: &Key, entry: &Entry, mode: Mode) -> Result<Copied> {
     match (src, dst) {
-        (Side::Dir(from), Side::Remote(store)) => upload(from, store.as_ref(), rel, mode),
-        (_, Side::Dir(to)) => download(src, to, rel, entry, mode),
+        (Side::Dir(from), Side::Remote(store)) => {
+            upload(from, store.as_ref(), rel, mode).map(Copied::Done)
+        }
+        (_, Side::Dir(to)) => download(src, to, rel, entry, mode).map(Copied::Landing),
         (Side::Remote(_), Side::Remote(_)) => {
             Err(fail(Exit::Usage, "one side must be a local directory"))
         }
@@ -84,9 +142,10 @@ fn upload(from: &Dir, store: &dyn Store, rel: &Key, mode: Mode) -> Result<Entry>
 }
 
 /// A file from either side into a local directory: written to a temporary
-/// file, checked against the source's entry, fsynced and renamed, so a
-/// failed copy leaves whatever was at the path before.
-fn download(src: &Side, to: &Dir, rel: &Key, entry: &Entry, mode: Mode) -> Result<Entry> {
+/// file and checked against the source's entry; [`Landing::land`] then
+/// fsyncs and renames it, so a failed copy leaves whatever was at the path
+/// before.
+fn download(src: &Side, to: &Dir, rel: &Key, entry: &Entry, mode: Mode) -> Result<Landing> {
     let mut out = Lazy {
         to,
         rel,
@@ -138,23 +197,13 @@ fn download(src: &Side, to: &Dir, rel: &Key, entry: &Entry, mode: Mode) -> Resul
             ),
         ));
     }
-    let (dest, mut file) = out.finish()?;
-    if let Some(ns) = entry.mtime_ns {
-        file.file()
-            .set_modified(from_nanos(ns))
-            .context("setting modification time")?;
-    }
-    file.commit()?;
-    Ok(Entry {
-        bytes: plain.bytes,
-        mtime_ns: entry.mtime_ns.or_else(|| {
-            std::fs::metadata(&dest)
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .map(nanos)
-        }),
-        sha256: Some(plain.sha256),
-        stored: stored.map(stored_of),
+    let (dest, file) = out.finish()?;
+    Ok(Landing {
+        dest,
+        file,
+        plain,
+        stored,
+        mtime_ns: entry.mtime_ns,
     })
 }
 

@@ -37,6 +37,8 @@ pub fn copy_all(
     keys: &Keys,
     log: &Log,
 ) -> Copied {
+    // Downloads land (fsync, rename) on their own thread, a few behind.
+    let (to_lander, landings) = std::sync::mpsc::sync_channel::<(usize, copy::Landing)>(transfers.max(1));
     let pool = Pool {
         src,
         dst,
@@ -49,6 +51,7 @@ pub fn copy_all(
         failed: Mutex::new(Vec::new()),
         exits: Mutex::new(Vec::new()),
         progress: Progress::new(log, "", files.len() as u64, "{pos}/{len} files"),
+        lander: Mutex::new(Some(to_lander)),
     };
     // Each worker holds its own identities: age's cannot be shared
     // between threads.
@@ -60,9 +63,25 @@ pub fn copy_all(
         work(Some(1));
     }
     std::thread::scope(|scope| {
-        for _ in 0..transfers.min(files.len().max(1)) {
-            scope.spawn(|| work(None));
+        let pool = &pool;
+        let lander = scope.spawn(move || {
+            for (i, landing) in landings {
+                let (path, entry) = &pool.files[i];
+                match landing.land() {
+                    Ok(new) => pool.copied(path, new),
+                    Err(err) => pool.failure(path, entry, &err),
+                }
+            }
+        });
+        let workers: Vec<_> = (0..transfers.min(files.len().max(1)))
+            .map(|_| scope.spawn(|| work(None)))
+            .collect();
+        for worker in workers {
+            let _ = worker.join();
         }
+        // The last sender: the lander ends once it has landed the rest.
+        pool.lander.lock().unwrap().take();
+        let _ = lander.join();
     });
     pool.finish()
 }
@@ -80,6 +99,8 @@ struct Pool<'a> {
     failed: Mutex<Vec<(Key, Entry)>>,
     exits: Mutex<Vec<Exit>>,
     progress: Progress,
+    /// Where downloads go to land; None once the workers are done.
+    lander: Mutex<Option<std::sync::mpsc::SyncSender<(usize, copy::Landing)>>>,
 }
 
 impl Pool<'_> {
@@ -94,27 +115,48 @@ impl Pool<'_> {
                 break;
             };
             match copy::copy(self.src, self.dst, path, entry, mode) {
-                Ok(new) => {
-                    self.log.info(
-                        path.as_str(),
-                        &format!("copied, {}", human_bytes(new.bytes)),
-                    );
-                    self.done.lock().unwrap().push((path.clone(), new));
-                }
-                Err(err) => {
-                    self.log.error(&side::describe(self.src, path), &err);
-                    if exit_of(&err) == Exit::Usage {
-                        self.stop.store(true, Ordering::Relaxed);
+                Ok(copy::Copied::Done(new)) => self.copied(path, new),
+                Ok(copy::Copied::Landing(landing)) => {
+                    let sent = match self.lander.lock().unwrap().as_ref() {
+                        Some(lander) => lander.send((i, landing)).map_err(|e| e.0 .1),
+                        None => Err(landing),
+                    };
+                    // No lander (the first file, tried before it starts,
+                    // or after it stopped): land here.
+                    if let Err(landing) = sent {
+                        match landing.land() {
+                            Ok(new) => self.copied(path, new),
+                            Err(err) => self.failure(path, entry, &err),
+                        }
                     }
-                    self.exits.lock().unwrap().push(exit_of(&err));
-                    self.failed
-                        .lock()
-                        .unwrap()
-                        .push((path.clone(), entry.clone()));
                 }
+                Err(err) => self.failure(path, entry, &err),
             }
-            self.progress.inc();
         }
+    }
+
+    /// A file copied (and, for a download, landed).
+    fn copied(&self, path: &Key, new: Entry) {
+        self.log.info(
+            path.as_str(),
+            &format!("copied, {}", human_bytes(new.bytes)),
+        );
+        self.done.lock().unwrap().push((path.clone(), new));
+        self.progress.inc();
+    }
+
+    /// A file that could not be copied; a usage error stops everyone.
+    fn failure(&self, path: &Key, entry: &Entry, err: &anyhow::Error) {
+        self.log.error(&side::describe(self.src, path), err);
+        if exit_of(err) == Exit::Usage {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        self.exits.lock().unwrap().push(exit_of(err));
+        self.failed
+            .lock()
+            .unwrap()
+            .push((path.clone(), entry.clone()));
+        self.progress.inc();
     }
 
     /// A worker that could not read its identities: nothing more is
