@@ -448,8 +448,14 @@ fn example_scripts_are_silent_on_success_with_q_and_loud_on_failure() {
     let backup = [("DATABASES", "storage"), ("REMOTE", "backups/databases")];
     let r = quiet_run(&s, "backup-databases", &backup).success();
     assert_silent(&r, "backup-databases -q");
-    let r = run(&s, "backup-databases", &[backup[0], backup[1], ("QUIET", "1")], &[], &[])
-        .success();
+    let r = run(
+        &s,
+        "backup-databases",
+        &[backup[0], backup[1], ("QUIET", "1")],
+        &[],
+        &[],
+    )
+    .success();
     assert_silent(&r, "QUIET=1 backup-databases");
     let files = [("STORAGE", "storage"), ("REMOTE", "backups/files")];
     let r = quiet_run(&s, "backup-storage", &files).success();
@@ -590,7 +596,10 @@ fn entrypoint_restores_files_only_into_an_empty_storage_directory() {
     std::fs::remove_file(storage.join(&uploads[0])).unwrap();
     let before = crate::support::world(&storage);
     boot(&s);
-    assert!(!storage.join(&uploads[0]).exists(), "a deleted upload came back");
+    assert!(
+        !storage.join(&uploads[0]).exists(),
+        "a deleted upload came back"
+    );
     assert_eq!(crate::support::world(&storage), before);
 
     // A volume holding only the databases (just restored, or kept) and a
@@ -678,12 +687,17 @@ fn every_shell_script_passes_shellcheck() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     for expected in ["backup-databases", "docker-entrypoint", "quickstart", "run"] {
-        assert!(names.iter().any(|n| n == expected), "{expected} not found: {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not found: {names:?}"
+        );
     }
     let out = std::process::Command::new("shellcheck")
         .args(&scripts)
         .output()
-        .unwrap_or_else(|e| panic!("shellcheck: {e} (./tests/run installs it: apt-get install shellcheck)"));
+        .unwrap_or_else(|e| {
+            panic!("shellcheck: {e} (./tests/run installs it: apt-get install shellcheck)")
+        });
     assert!(
         out.status.success(),
         "shellcheck found problems:\n{}{}",

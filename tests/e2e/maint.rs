@@ -116,7 +116,10 @@ fn converting_none_to_incremental_needs_rebuild_then_shrinks() {
         .success()
         .stderr_has("converting once (--auto-vacuum incremental --rebuild) would give back");
     let r = run.record();
-    assert_eq!((r["ok"].as_bool(), r["conversion_would_gain"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(
+        (r["ok"].as_bool(), r["conversion_would_gain"].as_bool()),
+        (Some(true), Some(true))
+    );
     assert_eq!(sha256_file(&db), before, "changed by a skipped vacuum");
 
     let run = s
@@ -523,7 +526,10 @@ fn hourly_line(file: &str) -> String {
         .lines()
         .find(|l| l.starts_with("0 * * * *") && l.contains("sqlite-maint"))
         .unwrap_or_else(|| panic!("{file} has no hourly sqlite-maint line"));
-    line.split_whitespace().skip(6).collect::<Vec<_>>().join(" ")
+    line.split_whitespace()
+        .skip(6)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A storage directory as the hourly line finds it: one database converted
@@ -558,11 +564,7 @@ fn the_documented_hourly_line_is_quiet_on_a_mixed_directory() {
             .replace("/var/log/sqlkeep/maint.jsonl", log.to_str().unwrap())
             // examples/crontab throws the records away; keep them to check.
             .replace("> /dev/null", &format!("> {}", log.display()));
-        let cron = || {
-            s.program(Path::new("/bin/sh"))
-                .args(["-c", &command])
-                .run()
-        };
+        let cron = || s.program(Path::new("/bin/sh")).args(["-c", &command]).run();
         let run = cron().success();
         assert_eq!(run.stderr(), "", "{file}: cron would mail");
         let records: Vec<Value> = std::fs::read_to_string(&log)
@@ -588,7 +590,10 @@ fn the_documented_hourly_line_is_quiet_on_a_mixed_directory() {
         assert_eq!(left["problems"], serde_json::json!([]));
         assert_eq!(left["after"]["auto_vacuum"], "none");
         assert_eq!(left["conversion_would_gain"], true);
-        assert_eq!(left["conversion_would_reclaim_bytes"], unconverted_free * 4096);
+        assert_eq!(
+            left["conversion_would_reclaim_bytes"],
+            unconverted_free * 4096
+        );
         assert!(
             left["notes"][0]
                 .as_str()
@@ -599,8 +604,11 @@ fn the_documented_hourly_line_is_quiet_on_a_mixed_directory() {
         assert_eq!(pragma(&unconverted, "freelist_count"), unconverted_free);
 
         // A real failure stays one, loudly, and the others are still done.
-        std::fs::write(storage.join("broken.sqlite3"), b"not a database at all".repeat(8))
-            .unwrap();
+        std::fs::write(
+            storage.join("broken.sqlite3"),
+            b"not a database at all".repeat(8),
+        )
+        .unwrap();
         cron()
             .expect_code(1)
             .stderr_has("broken.sqlite3: not a SQLite database");
@@ -671,7 +679,10 @@ fn status_reports_without_changing_a_byte() {
         assert_eq!(r["free_bytes"], free * 4096);
         assert_eq!(r["file_bytes"], size(path));
         let converted = pragma(path, "auto_vacuum") == 2;
-        assert_eq!(r["auto_vacuum"], if converted { "incremental" } else { "none" });
+        assert_eq!(
+            r["auto_vacuum"],
+            if converted { "incremental" } else { "none" }
+        );
         assert_eq!(
             (
                 r["conversion_would_gain"].as_bool(),
@@ -724,7 +735,11 @@ fn status_reports_without_changing_a_byte() {
 
     // A file that cannot be read still fails, naming it; the others are
     // still reported.
-    std::fs::write(storage.join("broken.sqlite3"), b"not a database at all".repeat(8)).unwrap();
+    std::fs::write(
+        storage.join("broken.sqlite3"),
+        b"not a database at all".repeat(8),
+    )
+    .unwrap();
     let run = s
         .tool("sqlite-maint")
         .args(["--status", "-q", "storage"])

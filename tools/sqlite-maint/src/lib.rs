@@ -180,7 +180,10 @@ fn maintain(target: &Target, plan: &Plan, log: &Log) -> Result<(Record, Vec<Prob
             .set("dry_run", true)
             .set("plan", lines)
             .set("would_reclaim_bytes", would_reclaim)
-            .set("conversion_would_gain", before.conversion_would_reclaim() > 0)
+            .set(
+                "conversion_would_gain",
+                before.conversion_would_reclaim() > 0,
+            )
             .set(
                 "conversion_would_reclaim_bytes",
                 before.conversion_would_reclaim(),
@@ -246,7 +249,10 @@ fn maintain(target: &Target, plan: &Plan, log: &Log) -> Result<(Record, Vec<Prob
         .set("reclaimed_bytes", reclaimed)
         .set("lock_held_ms", lock.total.as_millis() as u64)
         .set("lock_held_max_ms", lock.longest.as_millis() as u64)
-        .set("conversion_would_gain", after.conversion_would_reclaim() > 0)
+        .set(
+            "conversion_would_gain",
+            after.conversion_would_reclaim() > 0,
+        )
         .set(
             "conversion_would_reclaim_bytes",
             after.conversion_would_reclaim(),
@@ -329,8 +335,14 @@ fn status(target: &Target, busy: Duration, log: &Log) -> Result<Record> {
         .set("free_bytes", state.free_bytes())
         .set("file_bytes", state.file_bytes)
         .set("wal_bytes", state.wal_bytes)
-        .set("incremental_vacuum_would_reclaim_bytes", vacuum_would_reclaim)
-        .set("conversion_would_gain", state.conversion_would_reclaim() > 0)
+        .set(
+            "incremental_vacuum_would_reclaim_bytes",
+            vacuum_would_reclaim,
+        )
+        .set(
+            "conversion_would_gain",
+            state.conversion_would_reclaim() > 0,
+        )
         .set(
             "conversion_would_reclaim_bytes",
             state.conversion_would_reclaim(),

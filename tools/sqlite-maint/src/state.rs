@@ -59,9 +59,7 @@ impl State {
             file_bytes,
             wal_bytes: wal_bytes(path),
             page_size,
-            page_count: header
-                .page_count
-                .map_or(file_bytes / page_size, u64::from),
+            page_count: header.page_count.map_or(file_bytes / page_size, u64::from),
             freelist_count: u64::from(header.freelist_count),
             auto_vacuum: AutoVacuum::from_number(i64::from(header.auto_vacuum)),
             wal_mode: header.is_wal(),
