@@ -23,7 +23,7 @@ _sqlite__maint() {
 
     case "${cmd}" in
         sqlite__maint)
-            opts="-q -v -h -V --auto-vacuum --rebuild --incremental-vacuum --checkpoint --optimize --analyze --dry-run --busy-timeout --exclude --quiet --verbose --help --version"
+            opts="-q -v -h -V --auto-vacuum --rebuild --incremental-vacuum --checkpoint --optimize --analyze --dry-run --status --busy-timeout --exclude --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -12,6 +12,7 @@ complete -c sqlite-maint -l rebuild -d 'Allow the one-time VACUUM that an auto_v
 complete -c sqlite-maint -l optimize -d 'Run PRAGMA optimize (refresh query planner statistics where useful)'
 complete -c sqlite-maint -l analyze -d 'Run ANALYZE (recompute all query planner statistics)'
 complete -c sqlite-maint -l dry-run -d 'Report what would be done and reclaimed; write nothing'
+complete -c sqlite-maint -l status -d 'Report each database\'s auto_vacuum mode, pages, free pages, WAL size and what conversion would gain; write nothing'
 complete -c sqlite-maint -s q -l quiet -d 'Log only warnings and errors on stderr'
 complete -c sqlite-maint -s v -l verbose -d 'Log detail lines (INFO) too'
 complete -c sqlite-maint -s h -l help -d 'Print help (see more with \'--help\')'

@@ -33,6 +33,15 @@ pub struct Header {
     pub read_version: u8,
     /// Size of the file on disk.
     pub file_bytes: u64,
+    /// The page count the header states, or None when SQLite would not
+    /// trust it either: zero, or written by a version that did not keep it
+    /// (its change counter and "version-valid-for" number differ).
+    pub page_count: Option<u32>,
+    /// Pages on the freelist: what a VACUUM or incremental vacuum gives back.
+    pub freelist_count: u32,
+    /// The auto_vacuum mode as `PRAGMA auto_vacuum` numbers it: 0 none,
+    /// 1 full, 2 incremental.
+    pub auto_vacuum: u8,
 }
 
 impl Header {
@@ -125,11 +134,23 @@ pub fn parse_header(head: &[u8; 100]) -> Result<Header> {
             "damaged SQLite header: payload fractions are not 64/32/32",
         ));
     }
+    let be32 = |at: usize| u32::from_be_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    let stated_pages = be32(28);
+    // A non-zero "largest root b-tree page" means auto_vacuum is on; the
+    // incremental-vacuum flag then tells its two modes apart.
+    let auto_vacuum = match (be32(52), be32(64)) {
+        (0, _) => 0,
+        (_, 0) => 1,
+        _ => 2,
+    };
     Ok(Header {
         page_size,
         write_version,
         read_version,
         file_bytes: 0,
+        page_count: (stated_pages != 0 && be32(24) == be32(92)).then_some(stated_pages),
+        freelist_count: be32(36),
+        auto_vacuum,
     })
 }
 
@@ -255,6 +276,35 @@ mod tests {
         );
         let err = parse_header(&header_with([0x03, 0xe8])).unwrap_err();
         assert!(format!("{err}").contains("page size 1000"), "{err}");
+    }
+
+    /// The header's page facts are SQLite's own, in each auto_vacuum mode.
+    #[test]
+    fn header_facts_match_the_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        for (mode, number) in [("NONE", 0), ("FULL", 1), ("INCREMENTAL", 2)] {
+            let path = dir.path().join(format!("{mode}.sqlite3"));
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "PRAGMA auto_vacuum = {mode}; CREATE TABLE t (v BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+                 INSERT INTO t SELECT randomblob(3000) FROM n;
+                 DELETE FROM t WHERE rowid % 2 = 0;"
+            ))
+            .unwrap();
+            let pragma = |name: &str| -> i64 {
+                conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                    .unwrap()
+            };
+            let header = check_file(&path).unwrap();
+            assert_eq!(i64::from(header.auto_vacuum), number, "{mode}");
+            assert_eq!(pragma("auto_vacuum"), number, "{mode}");
+            assert_eq!(header.page_count.map(i64::from), Some(pragma("page_count")));
+            assert_eq!(i64::from(header.freelist_count), pragma("freelist_count"));
+            if number != 1 {
+                assert!(header.freelist_count > 50, "{mode}: {header:?}");
+            }
+        }
     }
 
     #[test]

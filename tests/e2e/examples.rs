@@ -423,3 +423,285 @@ fn encrypted_backups_pass_the_drill_only_with_the_identity() {
         .success()
         .stderr_has("restore-drill OK");
 }
+
+/// Every variable of a script run, with the tools' quiet setting.
+fn quiet_run(s: &Scratch, name: &str, vars: &[(&str, &str)]) -> Run {
+    run(s, name, vars, &[], &["-q"])
+}
+
+/// Asserts a run printed nothing at all: what cron mails on success.
+fn assert_silent(run: &Run, what: &str) {
+    assert_eq!(
+        (run.stdout().as_str(), run.stderr().as_str()),
+        ("", ""),
+        "{what} printed something on success"
+    );
+}
+
+/// The scripts' comments promise that cron mails only trouble: with -q (or
+/// QUIET=1) a successful run prints nothing, and a failing one still prints
+/// its error and exits non-zero.
+#[test]
+fn example_scripts_are_silent_on_success_with_q_and_loud_on_failure() {
+    let s = Scratch::new();
+    app_storage(&s);
+    let backup = [("DATABASES", "storage"), ("REMOTE", "backups/databases")];
+    let r = quiet_run(&s, "backup-databases", &backup).success();
+    assert_silent(&r, "backup-databases -q");
+    let r = run(
+        &s,
+        "backup-databases",
+        &[backup[0], backup[1], ("QUIET", "1")],
+        &[],
+        &[],
+    )
+    .success();
+    assert_silent(&r, "QUIET=1 backup-databases");
+    let files = [("STORAGE", "storage"), ("REMOTE", "backups/files")];
+    let r = quiet_run(&s, "backup-storage", &files).success();
+    assert_silent(&r, "backup-storage -q");
+    let drill = [
+        ("REMOTE", "backups/databases"),
+        ("DATABASES", "production production_queue"),
+        ("EXPECT_TABLES", "users posts"),
+        ("CHECKS", "production --min-rows users=60"),
+    ];
+    let r = quiet_run(&s, "restore-drill", &drill).success();
+    assert_silent(&r, "restore-drill -q");
+    // The entrypoint has no -q: a boot with nothing to restore is silent.
+    let r = run(
+        &s,
+        "docker-entrypoint",
+        &[
+            ("REMOTE", "backups/databases"),
+            ("DATABASES_DIR", "storage"),
+            ("DATABASES", "production production_queue"),
+            ("FILES_REMOTE", "backups/files"),
+        ],
+        &[],
+        &["true"],
+    )
+    .success();
+    assert_silent(&r, "docker-entrypoint");
+
+    // Failures, still with -q: the tool's ERROR line and the script's own.
+    quiet_run(
+        &s,
+        "backup-databases",
+        &[("DATABASES", "nowhere"), ("REMOTE", "backups/databases")],
+    )
+    .expect_code(3)
+    .stderr_has("nowhere: no such file")
+    .stderr_has("backup-databases ERROR backing up nowhere to backups/databases failed (exit 3)");
+    let r = quiet_run(
+        &s,
+        "backup-storage",
+        &[("STORAGE", "nowhere"), ("REMOTE", "backups/files")],
+    );
+    assert_ne!(r.code(), 0);
+    let r = r.stderr_has("backup-storage ERROR syncing nowhere to backups/files failed");
+    assert!(r.stderr().contains("blob-sync ERROR"), "{}", r.stderr());
+    quiet_run(
+        &s,
+        "restore-drill",
+        &[drill[0], ("DATABASES", "production nonexistent")],
+    )
+    .expect_code(1)
+    .stderr_has("drill failed for: nonexistent");
+    run(&s, "restore-drill", &drill, &[], &["--loud"])
+        .expect_code(2)
+        .stderr_has("unknown argument --loud");
+}
+
+/// restore-drill's CHECKS hold each database to its own expectations: rows
+/// per table and a --max-age of its own in place of MAX_AGE; a name that
+/// is not drilled is a configuration error, not a silently dropped check.
+#[test]
+fn restore_drill_takes_expectations_per_database() {
+    let s = Scratch::new();
+    app_storage(&s);
+    quiet_run(
+        &s,
+        "backup-databases",
+        &[("DATABASES", "storage"), ("REMOTE", "backups")],
+    )
+    .success();
+    let drill = |checks: &str| {
+        quiet_run(
+            &s,
+            "restore-drill",
+            &[
+                ("REMOTE", "backups"),
+                ("DATABASES", "production production_queue"),
+                ("MAX_AGE", "1h"),
+                ("RECORDS", "drill.jsonl"),
+                ("CHECKS", checks),
+            ],
+        )
+    };
+    // production has 60 users, production_queue 25.
+    drill("production --min-rows users=60; production_queue --min-rows users=26")
+        .expect_code(1)
+        .stderr_has("drill failed for: production_queue");
+    // One line per database works as well as ";", and a --max-age of its
+    // own replaces MAX_AGE (sqlite-verify refuses the flag twice).
+    let _ = std::fs::remove_file(s.join("drill.jsonl"));
+    let r = drill(
+        "production --min-rows users=60 --max-age 10m\n  production_queue --min-rows users=25 --expect-table posts",
+    )
+    .success();
+    assert_silent(&r, "restore-drill -q with CHECKS");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(s.join("drill.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    let limit = |r: &serde_json::Value| r["checks"]["max_age"].as_str().unwrap().to_string();
+    assert!(limit(&records[0]).ends_with("limit 10m"), "{}", records[0]);
+    assert!(limit(&records[1]).ends_with("limit 1h"), "{}", records[1]);
+    drill("produciton --min-rows users=1")
+        .expect_code(2)
+        .stderr_has("CHECKS names produciton, which is not among DATABASES");
+}
+
+/// The entrypoint restores uploaded files only into a storage directory
+/// that holds none yet, so a reboot never brings back a file the app
+/// deleted; a restore that failed part-way is finished by the next boot.
+#[test]
+fn entrypoint_restores_files_only_into_an_empty_storage_directory() {
+    let s = Scratch::new();
+    let uploads = app_storage(&s);
+    quiet_run(
+        &s,
+        "backup-storage",
+        &[("STORAGE", "storage"), ("REMOTE", "backups/files")],
+    )
+    .success();
+    let boot = |s: &Scratch| {
+        run(
+            s,
+            "docker-entrypoint",
+            &[
+                ("DATABASES_DIR", "storage"),
+                ("FILES_REMOTE", "backups/files"),
+            ],
+            &[],
+            &["true"],
+        )
+        .success()
+    };
+    let storage = s.join("storage");
+    // The app deleted an upload; the backup still has it.
+    std::fs::remove_file(storage.join(&uploads[0])).unwrap();
+    let before = crate::support::world(&storage);
+    boot(&s);
+    assert!(
+        !storage.join(&uploads[0]).exists(),
+        "a deleted upload came back"
+    );
+    assert_eq!(crate::support::world(&storage), before);
+
+    // A volume holding only the databases (just restored, or kept) and a
+    // file system's lost+found gets every upload back.
+    for dir in ["q0", "q1", "q2"] {
+        std::fs::remove_dir_all(storage.join(dir)).unwrap();
+    }
+    std::fs::create_dir(storage.join("lost+found")).unwrap();
+    boot(&s);
+    for rel in &uploads {
+        assert!(storage.join(rel).is_file(), "{rel} not restored");
+    }
+    assert!(storage.join("production.sqlite3").is_file());
+
+    // A restore that stopped part-way: one upload there, the marker left.
+    for dir in ["q0", "q1", "q2"] {
+        std::fs::remove_dir_all(storage.join(dir)).unwrap();
+    }
+    let kept = storage.join(&uploads[1]);
+    std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
+    std::fs::write(&kept, format!("uploaded file {}", uploads[1]).repeat(50)).unwrap();
+    std::fs::write(storage.join(".sqlkeep-restore-incomplete"), b"").unwrap();
+    boot(&s);
+    for rel in &uploads {
+        assert!(storage.join(rel).is_file(), "{rel} not restored");
+    }
+    assert!(!storage.join(".sqlkeep-restore-incomplete").exists());
+}
+
+/// The quick start resolves its argument against the caller's directory
+/// and writes its demo there (it used to cd into the clone first).
+/// SQLKEEP_BIN_DIR spares the test a release build.
+#[test]
+fn quickstart_takes_paths_relative_to_the_caller() {
+    let s = Scratch::new();
+    std::fs::create_dir(s.join("mine")).unwrap();
+    make_db(&s.join("mine/shop.sqlite3"), 40, true);
+    s.program(&example("quickstart"))
+        .env("SQLKEEP_BIN_DIR", crate::support::bin_dir())
+        .arg("mine/shop.sqlite3")
+        .run()
+        .success()
+        .stderr_has("== done");
+    assert!(
+        list_files(&s.join("demo/backups/shop"))
+            .iter()
+            .any(|f| f.ends_with(".sqlite3.zst"))
+    );
+    assert_eq!(count(&s.join("demo/restored.sqlite3"), "users"), 40);
+}
+
+/// The shell scripts of the repository, found by their `#!` line: the
+/// examples, tests/run and .ci/run.
+fn shell_scripts() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut scripts = Vec::new();
+    for dir in ["examples", "tests", ".ci"] {
+        for rel in list_files(&root.join(dir)) {
+            let path = root.join(dir).join(rel);
+            let text = std::fs::read(&path).unwrap_or_default();
+            let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+            let first = String::from_utf8_lossy(first);
+            let Some(command) = first.strip_prefix("#!") else {
+                continue;
+            };
+            let mut words = command.split_whitespace();
+            let mut program = words.next().unwrap_or_default().rsplit('/').next().unwrap();
+            if program == "env" {
+                program = words.next().unwrap_or_default();
+            }
+            if matches!(program, "sh" | "bash" | "dash" | "ksh") {
+                scripts.push(path);
+            }
+        }
+    }
+    scripts
+}
+
+/// shellcheck finds nothing in any shell script (tests/run installs it).
+#[test]
+fn every_shell_script_passes_shellcheck() {
+    let scripts = shell_scripts();
+    let names: Vec<String> = scripts
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for expected in ["backup-databases", "docker-entrypoint", "quickstart", "run"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not found: {names:?}"
+        );
+    }
+    let out = std::process::Command::new("shellcheck")
+        .args(&scripts)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("shellcheck: {e} (./tests/run installs it: apt-get install shellcheck)")
+        });
+    assert!(
+        out.status.success(),
+        "shellcheck found problems:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

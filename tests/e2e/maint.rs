@@ -107,12 +107,20 @@ fn converting_none_to_incremental_needs_rebuild_then_shrinks() {
         .stderr_has("pass --rebuild");
     assert_eq!(run.record()["ok"], false);
     assert_eq!(sha256_file(&db), before, "changed without --rebuild");
-    // Incremental vacuum on a none database says what to do.
-    s.tool("sqlite-maint")
+    // Incremental vacuum on a none database is a state, not a failure: it
+    // says what to do and changes nothing.
+    let run = s
+        .tool("sqlite-maint")
         .args(["--incremental-vacuum", "cache.sqlite3"])
         .run()
-        .expect_code(1)
-        .stderr_has("convert once with --auto-vacuum incremental --rebuild");
+        .success()
+        .stderr_has("converting once (--auto-vacuum incremental --rebuild) would give back");
+    let r = run.record();
+    assert_eq!(
+        (r["ok"].as_bool(), r["conversion_would_gain"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(sha256_file(&db), before, "changed by a skipped vacuum");
 
     let run = s
         .tool("sqlite-maint")
@@ -507,4 +515,242 @@ fn litestream_is_warned_about() {
         .run()
         .success()
         .stderr_has("WARN app.sqlite3: Litestream is replicating this database");
+}
+
+/// The command of the hourly `sqlite-maint` cron line in `file` (README or
+/// examples/crontab), as cron would run it: fields after the five times and
+/// the user.
+fn hourly_line(file: &str) -> String {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("0 * * * *") && l.contains("sqlite-maint"))
+        .unwrap_or_else(|| panic!("{file} has no hourly sqlite-maint line"));
+    line.split_whitespace()
+        .skip(6)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A storage directory as the hourly line finds it: one database converted
+/// to auto_vacuum = incremental, one never converted, both with free pages.
+/// Returns the free pages of each.
+fn mixed_storage(dir: &Path) -> (i64, i64) {
+    std::fs::create_dir_all(dir).unwrap();
+    cache_db(&dir.join("production_cache.sqlite3"), "incremental", 600);
+    cache_db(&dir.join("production_queue.sqlite3"), "none", 600);
+    (
+        pragma(&dir.join("production_cache.sqlite3"), "freelist_count"),
+        pragma(&dir.join("production_queue.sqlite3"), "freelist_count"),
+    )
+}
+
+/// The hourly line exactly as README and examples/crontab document it, on a
+/// directory where one database was never converted: exit 0 and nothing on
+/// stderr (cron mails nothing); the converted database shrinks, the other
+/// is left alone and its record says what converting would give back. A
+/// damaged database in the same directory still fails the run.
+#[test]
+fn the_documented_hourly_line_is_quiet_on_a_mixed_directory() {
+    for file in ["README.md", "examples/crontab"] {
+        let s = Scratch::new();
+        let storage = s.join("storage");
+        let (converted_free, unconverted_free) = mixed_storage(&storage);
+        assert!(converted_free > 300 && unconverted_free > 300);
+        let unconverted = storage.join("production_queue.sqlite3");
+        let log = s.join("maint.jsonl");
+        let command = hourly_line(file)
+            .replace("/srv/app/storage/", &format!("{}/", storage.display()))
+            .replace("/var/log/sqlkeep/maint.jsonl", log.to_str().unwrap())
+            // examples/crontab throws the records away; keep them to check.
+            .replace("> /dev/null", &format!("> {}", log.display()));
+        let cron = || s.program(Path::new("/bin/sh")).args(["-c", &command]).run();
+        let run = cron().success();
+        assert_eq!(run.stderr(), "", "{file}: cron would mail");
+        let records: Vec<Value> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 2, "{file}");
+        let by_db = |db: &str| records.iter().find(|r| r["db"] == db).unwrap().clone();
+
+        let done = by_db("production_cache");
+        assert_eq!(done["ok"], true);
+        assert_eq!(done["after"]["freelist_count"], 0);
+        // Every free page went back (PRAGMA optimize may add a page or two).
+        assert!(
+            done["reclaimed_bytes"].as_i64().unwrap() >= (converted_free - 4) * 4096,
+            "{done}"
+        );
+        assert_eq!(done["conversion_would_gain"], false);
+
+        let left = by_db("production_queue");
+        assert_eq!(left["ok"], true, "{left}");
+        assert_eq!(left["problems"], serde_json::json!([]));
+        assert_eq!(left["after"]["auto_vacuum"], "none");
+        assert_eq!(left["conversion_would_gain"], true);
+        assert_eq!(
+            left["conversion_would_reclaim_bytes"],
+            unconverted_free * 4096
+        );
+        assert!(
+            left["notes"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("incremental vacuum skipped: auto_vacuum is none"),
+            "{left}"
+        );
+        assert_eq!(pragma(&unconverted, "freelist_count"), unconverted_free);
+
+        // A real failure stays one, loudly, and the others are still done.
+        std::fs::write(
+            storage.join("broken.sqlite3"),
+            b"not a database at all".repeat(8),
+        )
+        .unwrap();
+        cron()
+            .expect_code(1)
+            .stderr_has("broken.sqlite3: not a SQLite database");
+    }
+}
+
+/// A database SQLite's own read-only connection would leave `-wal` and
+/// `-shm` files beside: a WAL database whose last connection closed.
+fn closed_wal_db(path: &Path, auto_vacuum: &str) {
+    cache_db(path, auto_vacuum, 400);
+}
+
+/// --status reads every database without changing a byte or leaving a
+/// file behind, and its numbers are SQLite's: a converted database, a
+/// never-converted one, one in rollback-journal mode, and a live WAL
+/// database whose newest page 1 is still in the WAL.
+#[test]
+fn status_reports_without_changing_a_byte() {
+    let s = Scratch::new();
+    let storage = s.join("storage");
+    std::fs::create_dir(&storage).unwrap();
+    closed_wal_db(&storage.join("converted.sqlite3"), "incremental");
+    closed_wal_db(&storage.join("unconverted.sqlite3"), "none");
+    let rollback = storage.join("rollback.sqlite3");
+    cache_db(&rollback, "none", 300);
+    Connection::open(&rollback)
+        .unwrap()
+        .query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+        .unwrap();
+    let before = crate::support::world(&storage);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    let run = s
+        .tool("sqlite-maint")
+        .args(["--status", "storage"])
+        .run()
+        .success()
+        .stderr_has("unconverted.sqlite3 (auto_vacuum none")
+        .stderr_has("converting once would give back")
+        .stderr_has("--incremental-vacuum would give back");
+    assert_eq!(
+        crate::support::world(&storage),
+        before,
+        "--status changed or left a file"
+    );
+    let records = run.records();
+    assert_eq!(records.len(), 3);
+    let quiet = s
+        .tool("sqlite-maint")
+        .args(["--status", "-q", "storage"])
+        .run()
+        .success();
+    assert_eq!(quiet.stderr(), "");
+    assert_eq!(quiet.records().len(), 3);
+    assert_eq!(crate::support::world(&storage), before);
+
+    // Now the expected numbers, from SQLite itself (this read-only open
+    // may create -wal/-shm files: it comes after the comparison).
+    for r in &records {
+        let path = Path::new(r["path"].as_str().unwrap());
+        let free = pragma(path, "freelist_count") as u64;
+        assert!(free > 100, "{r}");
+        assert_eq!(r["type"], "maint");
+        assert_eq!(r["status"], true);
+        assert_eq!(r["freelist_count"], free, "{r}");
+        assert_eq!(r["page_count"], pragma(path, "page_count"), "{r}");
+        assert_eq!(r["page_size"], pragma(path, "page_size"), "{r}");
+        assert_eq!(r["free_bytes"], free * 4096);
+        assert_eq!(r["file_bytes"], size(path));
+        let converted = pragma(path, "auto_vacuum") == 2;
+        assert_eq!(
+            r["auto_vacuum"],
+            if converted { "incremental" } else { "none" }
+        );
+        assert_eq!(
+            (
+                r["conversion_would_gain"].as_bool(),
+                r["conversion_would_reclaim_bytes"].as_u64(),
+                r["incremental_vacuum_would_reclaim_bytes"].as_u64()
+            ),
+            if converted {
+                (Some(false), Some(0), Some(free * 4096))
+            } else {
+                (Some(true), Some(free * 4096), Some(0))
+            },
+            "{r}"
+        );
+    }
+    let wal_mode: Vec<bool> = ["converted", "rollback", "unconverted"]
+        .iter()
+        .map(|db| {
+            records.iter().find(|r| r["db"] == *db).unwrap()["wal_mode"]
+                .as_bool()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(wal_mode, [true, false, true]);
+
+    // A live database: the writer's deletions are still in its WAL, so the
+    // file's own header is out of date; the report is the writer's view,
+    // and neither the database nor its WAL changes.
+    let live = s.join("live.sqlite3");
+    cache_db(&live, "incremental", 200);
+    let writer = Connection::open(&live).unwrap();
+    writer
+        .execute_batch("PRAGMA wal_autocheckpoint = 0; DELETE FROM entries WHERE id % 2 = 0;")
+        .unwrap();
+    let writer_free: i64 = writer
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    let wal = s.join("live.sqlite3-wal");
+    let (db_hash, wal_hash) = (sha256_file(&live), sha256_file(&wal));
+    assert!(size(&wal) > 0);
+    let r = s
+        .tool("sqlite-maint")
+        .args(["--status", "live.sqlite3"])
+        .run()
+        .success()
+        .record();
+    assert_eq!(r["freelist_count"], writer_free, "{r}");
+    assert_eq!(r["wal_bytes"], size(&wal));
+    assert_eq!((sha256_file(&live), sha256_file(&wal)), (db_hash, wal_hash));
+    drop(writer);
+
+    // A file that cannot be read still fails, naming it; the others are
+    // still reported.
+    std::fs::write(
+        storage.join("broken.sqlite3"),
+        b"not a database at all".repeat(8),
+    )
+    .unwrap();
+    let run = s
+        .tool("sqlite-maint")
+        .args(["--status", "-q", "storage"])
+        .run()
+        .expect_code(1)
+        .stderr_has("broken.sqlite3: not a SQLite database");
+    assert_eq!(run.records().len(), 3);
+
+    // --status writes nothing, so it takes no operation.
+    s.tool("sqlite-maint")
+        .args(["--status", "--incremental-vacuum", "storage"])
+        .run()
+        .expect_code(2);
 }

@@ -81,6 +81,8 @@ WAL that grew during a long read stays large. Each operation runs only when aske
 sqlite-maint reports and changes nothing. Prints one `maint` record (JSON) per database with the \
 file size, WAL size, page count, free pages and auto_vacuum mode before and after, what ran, \
 the bytes reclaimed and how long the write lock was held.\n\n\
+--status reports, without writing a byte, each database's auto_vacuum mode, page size, page count, \
+free pages and WAL size, and what --incremental-vacuum or a one-time conversion would give back.\n\n\
 Writes happen in short transactions (incremental vacuum in batches of 1,024 pages), each \
 waiting at most --busy-timeout for the write lock (exit 4 if it never comes). A read-only file \
 or directory (no write permission bits, whoever runs this) or a database SQLite can only open \
@@ -89,16 +91,21 @@ checkpoint or rebuild when Litestream is replicating the database (a .<name>-lit
 directory beside it).\n\n\
 Switching auto_vacuum between none and full/incremental on an existing database needs a \
 one-time VACUUM, run only with --rebuild: it holds the write lock for the whole rebuild and \
-needs free disk of about the database's size (refused with exit 5 when there is not).",
+needs free disk of about the database's size (refused with exit 5 when there is not). \
+--incremental-vacuum on a database never converted is not a failure: it is skipped, and the \
+record's conversion_would_reclaim_bytes says what converting would give back (exit 0).",
     after_help = "Examples:\n  \
 # once: convert, so that freed pages can be given back\n  \
 sqlite-maint --auto-vacuum incremental --rebuild storage/production_cache.sqlite3\n  \
 # hourly from cron: reclaim at most 10,000 pages, truncate the WAL, refresh statistics\n  \
 sqlite-maint -q --incremental-vacuum=10000 --checkpoint truncate --optimize storage/\n  \
 # what would be reclaimed\n  \
-sqlite-maint --dry-run --incremental-vacuum --checkpoint truncate storage/*.sqlite3\n\n\
-Exit status: 0 all done, 1 an operation failed or was skipped (read-only, needs --rebuild), \
-2 usage, 3 database not found, 4 database busy past --busy-timeout or checkpoint blocked, \
+sqlite-maint --dry-run --incremental-vacuum --checkpoint truncate storage/*.sqlite3\n  \
+# which databases would gain from conversion, and how much; changes nothing\n  \
+sqlite-maint --status storage/\n\n\
+Exit status: 0 all done (a database not converted to auto_vacuum = incremental is reported, \
+not failed), 1 an operation failed or was skipped (read-only, an --auto-vacuum change without \
+--rebuild, a damaged database), 2 usage, 3 database not found, 4 database busy past --busy-timeout or checkpoint blocked, \
 5 refused (not enough free disk for --rebuild)."
 )]
 pub struct Args {
@@ -133,6 +140,10 @@ pub struct Args {
     /// Report what would be done and reclaimed; write nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Report each database's auto_vacuum mode, pages, free pages, WAL size and what conversion would gain; write nothing
+    #[arg(long, conflicts_with_all = ["auto_vacuum", "rebuild", "incremental_vacuum", "checkpoint", "optimize", "analyze", "dry_run"])]
+    pub status: bool,
 
     /// How long to wait for the write lock, e.g. 5s
     #[arg(long, value_name = "DURATION", default_value = "5s")]

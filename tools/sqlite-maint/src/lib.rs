@@ -5,7 +5,14 @@
 //! ([`access`]), read its [`state::State`], run what was asked in short
 //! write transactions ([`ops`]), and report the state again. With
 //! `--dry-run` (or no operation) the database is opened read-only and only
-//! the plan is reported.
+//! the plan is reported; `--status` reads each database without writing a
+//! byte and says what would give space back.
+//!
+//! A database never converted to auto_vacuum = incremental is a state, not
+//! a failure (issue 14): the hourly `--incremental-vacuum` line runs over a
+//! whole storage directory, and failing every hour on a database nobody
+//! chose to convert would teach operators to ignore the mail. Its record
+//! says what converting would give back.
 
 pub mod access;
 pub mod cli;
@@ -65,6 +72,26 @@ struct Problem {
     message: String,
 }
 
+/// What happened to one database: what ran, what could not, what is worth
+/// knowing without being a failure, and how long the write lock was held.
+#[derive(Default)]
+struct Outcome {
+    ran: Vec<String>,
+    problems: Vec<Problem>,
+    notes: Vec<String>,
+    lock: LockTime,
+}
+
+impl Outcome {
+    /// Counts an operation's error as a problem with the error's exit code.
+    fn fail(&mut self, err: anyhow::Error) {
+        self.problems.push(Problem {
+            exit: exit_of(&err),
+            message: format!("{err:#}"),
+        });
+    }
+}
+
 /// Runs `sqlite-maint`.
 pub fn run(args: Args) -> Result<Exit> {
     let log = Log::new("sqlite-maint", args.log.level());
@@ -91,6 +118,16 @@ pub fn run(args: Args) -> Result<Exit> {
             }
         };
         for target in targets {
+            if args.status {
+                match status(&target, plan.busy_timeout, &log) {
+                    Ok(record) => out.emit(&record)?,
+                    Err(err) => {
+                        let err = sqlite::explain(err, &target.path, &target.path);
+                        tally.report(&log, &target.label, &err);
+                    }
+                }
+                continue;
+            }
             match maintain(&target, &plan, &log) {
                 Ok((record, problems)) => {
                     for problem in &problems {
@@ -135,16 +172,22 @@ fn maintain(target: &Target, plan: &Plan, log: &Log) -> Result<(Record, Vec<Prob
         .set("path", path.display().to_string())
         .set("db", target.name.as_str())
         .set("before", before.to_json());
-    let mut problems = Vec::new();
-    let mut ran: Vec<String> = Vec::new();
-    let mut lock = LockTime::default();
+    let mut outcome = Outcome::default();
 
     if plan.dry_run {
         let (lines, would_reclaim) = dry_run(plan, &before, &path)?;
         record
             .set("dry_run", true)
             .set("plan", lines)
-            .set("would_reclaim_bytes", would_reclaim);
+            .set("would_reclaim_bytes", would_reclaim)
+            .set(
+                "conversion_would_gain",
+                before.conversion_would_reclaim() > 0,
+            )
+            .set(
+                "conversion_would_reclaim_bytes",
+                before.conversion_would_reclaim(),
+            );
         log.ok(
             &target.label,
             &format!(
@@ -152,10 +195,10 @@ fn maintain(target: &Target, plan: &Plan, log: &Log) -> Result<(Record, Vec<Prob
                 human_bytes(would_reclaim)
             ),
         );
-        return Ok((record, problems));
+        return Ok((record, outcome.problems));
     }
     match (&read_only, plan.writes()) {
-        (Some(reason), true) => problems.push(Problem {
+        (Some(reason), true) => outcome.problems.push(Problem {
             exit: Exit::Failed,
             message: format!("{reason}: write operations skipped, report only"),
         }),
@@ -176,9 +219,7 @@ fn maintain(target: &Target, plan: &Plan, log: &Log) -> Result<(Record, Vec<Prob
                 &path,
                 plan,
                 &before,
-                &mut ran,
-                &mut problems,
-                &mut lock,
+                &mut outcome,
                 &mut record,
                 log,
                 &target.label,
@@ -196,12 +237,26 @@ fn maintain(target: &Target, plan: &Plan, log: &Log) -> Result<(Record, Vec<Prob
         .unwrap_or(0);
     let reclaimed =
         (before.file_bytes + before.wal_bytes) as i64 - (after.file_bytes + after.wal_bytes) as i64;
+    let Outcome {
+        ran,
+        problems,
+        notes,
+        lock,
+    } = outcome;
     record
         .set("after", after.to_json())
         .set("ran", ran.clone())
         .set("reclaimed_bytes", reclaimed)
         .set("lock_held_ms", lock.total.as_millis() as u64)
         .set("lock_held_max_ms", lock.longest.as_millis() as u64)
+        .set(
+            "conversion_would_gain",
+            after.conversion_would_reclaim() > 0,
+        )
+        .set(
+            "conversion_would_reclaim_bytes",
+            after.conversion_would_reclaim(),
+        )
         .set("ok", problems.is_empty())
         .set(
             "problems",
@@ -209,11 +264,12 @@ fn maintain(target: &Target, plan: &Plan, log: &Log) -> Result<(Record, Vec<Prob
                 .iter()
                 .map(|p| p.message.clone())
                 .collect::<Vec<_>>(),
-        );
+        )
+        .set("notes", notes.clone());
     if let Some(carried) = &target.carried {
         record.carry(carried);
     }
-    let summary = if ran.is_empty() && problems.is_empty() {
+    let mut summary = if ran.is_empty() && problems.is_empty() {
         format!(
             "report only: {} in file, {} free pages, WAL {}",
             human_bytes(before.file_bytes),
@@ -232,12 +288,98 @@ fn maintain(target: &Target, plan: &Plan, log: &Log) -> Result<(Record, Vec<Prob
             human_duration(started.elapsed())
         )
     };
+    for note in &notes {
+        summary.push_str("; ");
+        summary.push_str(note);
+    }
     if problems.is_empty() {
         log.ok(&target.label, &summary);
     } else {
         log.info(&target.label, &summary);
     }
     Ok((record, problems))
+}
+
+/// `--status`: one database's auto_vacuum mode, pages, free pages and WAL,
+/// and what would give space back, read without writing a byte.
+///
+/// A WAL database whose WAL is missing or empty is read from its header:
+/// even a read-only SQLite connection would create `-wal` and `-shm` files
+/// beside it and, unable to remove them, leave them behind. Otherwise
+/// SQLite reads it read-only (in a live WAL database it takes its read lock
+/// in the `-shm` index, as every reader of the application does).
+fn status(target: &Target, busy: Duration, log: &Log) -> Result<Record> {
+    let header = sqlite::check_file(&target.path)?;
+    let path = sqlite::canonical(&target.path)?;
+    let state = if header.is_wal() && state::wal_bytes(&path) == 0 {
+        State::from_header(&path, &header)
+    } else {
+        let conn = sqlite::open_read_only(&path, busy)?;
+        State::read(&conn, &path)?
+    };
+    let vacuum_would_reclaim = if state.auto_vacuum == AutoVacuum::Incremental {
+        state.free_bytes()
+    } else {
+        0
+    };
+    let mut record = Record::new("maint");
+    record
+        .set("path", path.display().to_string())
+        .set("db", target.name.as_str())
+        .set("status", true)
+        .set("auto_vacuum", state.auto_vacuum.name())
+        .set("wal_mode", state.wal_mode)
+        .set("page_size", state.page_size)
+        .set("page_count", state.page_count)
+        .set("freelist_count", state.freelist_count)
+        .set("free_bytes", state.free_bytes())
+        .set("file_bytes", state.file_bytes)
+        .set("wal_bytes", state.wal_bytes)
+        .set(
+            "incremental_vacuum_would_reclaim_bytes",
+            vacuum_would_reclaim,
+        )
+        .set(
+            "conversion_would_gain",
+            state.conversion_would_reclaim() > 0,
+        )
+        .set(
+            "conversion_would_reclaim_bytes",
+            state.conversion_would_reclaim(),
+        )
+        .set("ok", true);
+    if let Some(carried) = &target.carried {
+        record.carry(carried);
+    }
+    let advice = match state.auto_vacuum {
+        AutoVacuum::None if state.freelist_count > 0 => format!(
+            "converting once would give back {}: sqlite-maint --auto-vacuum incremental --rebuild {}",
+            human_bytes(state.free_bytes()),
+            target.label
+        ),
+        AutoVacuum::None => "nothing free now; convert once (--auto-vacuum incremental \
+                             --rebuild) so that pages freed later can be given back"
+            .to_string(),
+        AutoVacuum::Incremental if vacuum_would_reclaim > 0 => format!(
+            "--incremental-vacuum would give back {}",
+            human_bytes(vacuum_would_reclaim)
+        ),
+        _ => "nothing to give back".to_string(),
+    };
+    log.ok(
+        &target.label,
+        &format!(
+            "auto_vacuum {}, {} pages of {} ({}), {} free ({}), WAL {}; {advice}",
+            state.auto_vacuum.name(),
+            state.page_count,
+            human_bytes(state.page_size),
+            human_bytes(state.file_bytes),
+            state.freelist_count,
+            human_bytes(state.free_bytes()),
+            human_bytes(state.wal_bytes),
+        ),
+    );
+    Ok(record)
 }
 
 /// Opens the database (never creating it) with the busy timeout.
@@ -263,30 +405,22 @@ fn run_operations(
     path: &Path,
     plan: &Plan,
     before: &State,
-    ran: &mut Vec<String>,
-    problems: &mut Vec<Problem>,
-    lock: &mut LockTime,
+    out: &mut Outcome,
     record: &mut Record,
     log: &Log,
     label: &str,
 ) {
     let busy = plan.busy_timeout;
-    let fail_with = |problems: &mut Vec<Problem>, err: anyhow::Error| {
-        problems.push(Problem {
-            exit: exit_of(&err),
-            message: format!("{err:#}"),
-        })
-    };
     if let Some(mode) = plan.auto_vacuum
         && before.auto_vacuum != mode
     {
         if !ops::needs_rebuild(before.auto_vacuum, mode, before.page_count) {
-            match ops::set_auto_vacuum(conn, mode, lock, busy) {
-                Ok(()) => ran.push(format!("auto_vacuum = {}", mode.name())),
-                Err(err) => fail_with(problems, err),
+            match ops::set_auto_vacuum(conn, mode, &mut out.lock, busy) {
+                Ok(()) => out.ran.push(format!("auto_vacuum = {}", mode.name())),
+                Err(err) => out.fail(err),
             }
         } else if !plan.rebuild {
-            problems.push(Problem {
+            out.problems.push(Problem {
                 exit: Exit::Failed,
                 message: format!(
                     "auto_vacuum is {}; switching it to {} rewrites the file: pass --rebuild \
@@ -298,11 +432,11 @@ fn run_operations(
             });
         } else {
             match access::rebuild_room(path, before.file_bytes + before.wal_bytes) {
-                Ok(Some(shortfall)) => problems.push(Problem {
+                Ok(Some(shortfall)) => out.problems.push(Problem {
                     exit: Exit::Refused,
                     message: shortfall,
                 }),
-                Err(err) => fail_with(problems, err),
+                Err(err) => out.fail(err),
                 Ok(None) => {
                     log.warn(
                         label,
@@ -311,11 +445,11 @@ fn run_operations(
                             human_bytes(before.file_bytes)
                         ),
                     );
-                    match ops::rebuild(conn, mode, lock, busy) {
-                        Ok(()) => ran.push(format!("auto_vacuum = {}", mode.name())),
-                        Err(err) => fail_with(problems, err),
+                    match ops::rebuild(conn, mode, &mut out.lock, busy) {
+                        Ok(()) => out.ran.push(format!("auto_vacuum = {}", mode.name())),
+                        Err(err) => out.fail(err),
                     }
-                    ran.push("VACUUM".into());
+                    out.ran.push("VACUUM".into());
                 }
             }
         }
@@ -329,20 +463,21 @@ fn run_operations(
             .query_row("PRAGMA main.auto_vacuum", [], |r| r.get::<_, i64>(0))
             .map(AutoVacuum::from_number);
         match current {
-            Ok(AutoVacuum::Incremental) => match ops::incremental_vacuum(conn, limit, lock, busy) {
-                Ok(freed) => ran.push(format!("{what}: {freed} pages")),
-                Err(err) => fail_with(problems, err),
-            },
-            Ok(AutoVacuum::Full) => ran.push(format!(
+            Ok(AutoVacuum::Incremental) => {
+                match ops::incremental_vacuum(conn, limit, &mut out.lock, busy) {
+                    Ok(freed) => out.ran.push(format!("{what}: {freed} pages")),
+                    Err(err) => out.fail(err),
+                }
+            }
+            Ok(AutoVacuum::Full) => out.ran.push(format!(
                 "{what}: nothing to do, auto_vacuum = full frees pages on commit"
             )),
-            Ok(AutoVacuum::None) => problems.push(Problem {
-                exit: Exit::Failed,
-                message: "auto_vacuum is none, so incremental vacuum cannot give pages back: \
-                          convert once with --auto-vacuum incremental --rebuild"
-                    .into(),
-            }),
-            Err(err) => fail_with(problems, anyhow::Error::new(err)),
+            Ok(AutoVacuum::None) => out.notes.push(format!(
+                "incremental vacuum skipped: auto_vacuum is none, so free pages stay in the \
+                 file; converting once (--auto-vacuum incremental --rebuild) would give back {}",
+                human_bytes(before.conversion_would_reclaim())
+            )),
+            Err(err) => out.fail(anyhow::Error::new(err)),
         }
     }
     for (wanted, sql) in [
@@ -350,15 +485,15 @@ fn run_operations(
         (plan.optimize, "PRAGMA optimize"),
     ] {
         if wanted {
-            match ops::statistics(conn, sql, lock, busy) {
-                Ok(()) => ran.push(sql.to_string()),
-                Err(err) => fail_with(problems, err),
+            match ops::statistics(conn, sql, &mut out.lock, busy) {
+                Ok(()) => out.ran.push(sql.to_string()),
+                Err(err) => out.fail(err),
             }
         }
     }
     if let Some(mode) = plan.checkpoint {
         if !before.wal_mode {
-            ran.push(format!(
+            out.ran.push(format!(
                 "wal_checkpoint({}): not in WAL mode, nothing to do",
                 mode.sql()
             ));
@@ -367,9 +502,9 @@ fn run_operations(
         let frames_before = State::read(conn, path)
             .map(|s| s.wal_frames())
             .unwrap_or(before.wal_frames());
-        match ops::checkpoint(conn, mode, lock) {
+        match ops::checkpoint(conn, mode, &mut out.lock) {
             Ok(c) => {
-                ran.push(format!("wal_checkpoint({})", mode.sql()));
+                out.ran.push(format!("wal_checkpoint({})", mode.sql()));
                 record.set(
                     "checkpoint",
                     json!({
@@ -381,7 +516,7 @@ fn run_operations(
                     }),
                 );
                 if c.blocked {
-                    problems.push(Problem {
+                    out.problems.push(Problem {
                         exit: Exit::Unavailable,
                         message: format!(
                             "checkpoint ({}) blocked by a reader or writer within the busy timeout: {} WAL frames remain; try again later",
@@ -391,7 +526,7 @@ fn run_operations(
                     });
                 }
             }
-            Err(err) => fail_with(problems, err),
+            Err(err) => out.fail(err),
         }
     }
 }

@@ -5,6 +5,7 @@ use crate::cli::AutoVacuum;
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 use serde_json::{Value, json};
+use sqlkeep_common::sqlite::Header;
 use std::path::{Path, PathBuf};
 
 /// Sizes and settings of one database.
@@ -38,15 +39,47 @@ impl State {
             .context("reading journal_mode")?;
         Ok(State {
             file_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-            wal_bytes: std::fs::metadata(wal_path(path))
-                .map(|m| m.len())
-                .unwrap_or(0),
+            wal_bytes: wal_bytes(path),
             page_size: pragma("page_size")? as u64,
             page_count: pragma("page_count")? as u64,
             freelist_count: pragma("freelist_count")? as u64,
             auto_vacuum: AutoVacuum::from_number(pragma("auto_vacuum")?),
             wal_mode: journal.eq_ignore_ascii_case("wal"),
         })
+    }
+
+    /// The state as the header alone states it, for a WAL database whose
+    /// WAL is missing or empty: the file then holds every committed page.
+    /// Reading 100 bytes leaves no trace, where SQLite, even read-only,
+    /// would create `-wal` and `-shm` files it then cannot remove.
+    pub fn from_header(path: &Path, header: &Header) -> State {
+        let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let page_size = u64::from(header.page_size);
+        State {
+            file_bytes,
+            wal_bytes: wal_bytes(path),
+            page_size,
+            page_count: header.page_count.map_or(file_bytes / page_size, u64::from),
+            freelist_count: u64::from(header.freelist_count),
+            auto_vacuum: AutoVacuum::from_number(i64::from(header.auto_vacuum)),
+            wal_mode: header.is_wal(),
+        }
+    }
+
+    /// Bytes of the free pages inside the file.
+    pub fn free_bytes(&self) -> u64 {
+        self.freelist_count * self.page_size
+    }
+
+    /// What a one-time conversion to auto_vacuum = incremental would give
+    /// back now: with auto_vacuum = none, free pages stay in the file until
+    /// a VACUUM, and incremental vacuum cannot touch them.
+    pub fn conversion_would_reclaim(&self) -> u64 {
+        if self.auto_vacuum == AutoVacuum::None {
+            self.free_bytes()
+        } else {
+            0
+        }
     }
 
     /// Frames in the WAL file, from its size (32-byte header, then frames
@@ -65,6 +98,13 @@ impl State {
             "auto_vacuum": self.auto_vacuum.name(),
         })
     }
+}
+
+/// The size of a database's `-wal` file, 0 when there is none.
+pub fn wal_bytes(path: &Path) -> u64 {
+    std::fs::metadata(wal_path(path))
+        .map(|m| m.len())
+        .unwrap_or(0)
 }
 
 /// The `-wal` file beside a database.
