@@ -11,7 +11,7 @@
 //! 1. [`exit`]: exit codes and the error kinds callers tell apart.
 //! 2. [`units`], [`time`], [`digest`], [`compress`], [`record`], [`key`],
 //!    [`delta`], [`crypt`].
-//! 3. [`log`], [`debris`], [`regular`], [`input`], [`address`].
+//! 3. [`log`], [`debris`], [`regular`], [`input`], [`address`], [`manual`].
 //! 4. [`atomic`], [`lock`], [`confine`], [`tally`], [`private_dir`],
 //!    [`sqlite`], [`discover`], [`open_files`], [`signals`], [`parallel`].
 //! 5. [`store`]: the storage backends, over validated keys.
@@ -35,6 +35,7 @@ pub mod input;
 pub mod key;
 pub mod lock;
 pub mod log;
+pub mod manual;
 pub mod open_files;
 pub mod parallel;
 pub mod private_dir;

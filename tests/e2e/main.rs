@@ -18,6 +18,7 @@ mod encryption;
 mod examples;
 mod full_disk;
 mod incremental;
+mod install;
 mod kills;
 mod leftovers;
 mod listing;

@@ -3,9 +3,52 @@
 
 use clap::Parser;
 use sqlkeep_common::crypt::args::EncryptArgs;
+use sqlkeep_common::exit::Exit;
 use sqlkeep_common::log::LogArgs;
+use sqlkeep_common::manual::{self, Manual, Var};
 use sqlkeep_common::store::RemoteArgs;
 use std::path::PathBuf;
+
+/// What blob-sync reads from the environment besides the remote's settings.
+const ENVIRONMENT: &[Var] = &[Var {
+    name: "XDG_CACHE_HOME",
+    meaning: "Where the manifest of each destination is cached without --cache-dir: \
+$XDG_CACHE_HOME/sqlkeep/blob-sync, else ~/.cache/sqlkeep/blob-sync.",
+}];
+
+/// The examples, credentials, environment and exit statuses of `blob-sync`, for
+/// its `--help` and man page.
+pub const MANUAL: Manual = Manual {
+    examples: &[
+        "blob-sync storage/ b2:my-bucket/files                 # nightly, Active Storage",
+        "blob-sync --delete storage/ s3://my-bucket/files       # also remove deleted uploads",
+        "blob-sync --dry-run --delete storage/ /mnt/nas/files   # show the plan",
+        "blob-sync s3://my-bucket/files storage/                # restore",
+        "blob-sync --recipients-file keys.txt storage/ s3://my-bucket/files   # encrypted",
+        "blob-sync -i key.txt s3://my-bucket/files storage/     # restore an encrypted tree",
+    ],
+    credentials: manual::REMOTE_CREDENTIALS,
+    environment: &[
+        manual::S3,
+        manual::RCLONE,
+        manual::TLS,
+        ENVIRONMENT,
+        manual::HOME,
+        manual::IDENTITY,
+        manual::PASSPHRASE_ENV,
+    ],
+    exit_status: &[
+        (Exit::Ok, "in sync"),
+        (Exit::Failed, "a file failed (others still copied)"),
+        (Exit::Usage, "usage"),
+        (Exit::NotFound, "source not found"),
+        (Exit::Unavailable, "storage unavailable after retries"),
+        (
+            Exit::Refused,
+            "refused (source empty or missing, too many deletes)",
+        ),
+    ],
+};
 
 /// Make a destination match a source: Active Storage files to a bucket
 /// and back.
@@ -57,15 +100,7 @@ downloads, its stored bytes and its plaintext checked against the manifest, writ
 temporary file, fsynced and renamed: a damaged or tampered file fails alone (exit 1), \
 leaving whatever was at its path. With --full-check the manifest is read too (one GET): \
 only it says whether, and to whom, the files are encrypted.",
-    after_help = "Examples:\n  \
-blob-sync storage/ b2:my-bucket/files                 # nightly, Active Storage\n  \
-blob-sync --delete storage/ s3://my-bucket/files       # also remove deleted uploads\n  \
-blob-sync --dry-run --delete storage/ /mnt/nas/files   # show the plan\n  \
-blob-sync s3://my-bucket/files storage/                # restore\n  \
-blob-sync --recipients-file keys.txt storage/ s3://my-bucket/files   # encrypted\n  \
-blob-sync -i key.txt s3://my-bucket/files storage/     # restore an encrypted tree\n\n\
-Exit status: 0 in sync, 1 a file failed (others still copied), 2 usage, 3 source not found, \
-4 storage unavailable after retries, 5 refused (source empty or missing, too many deletes)."
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     /// What to copy from: a directory or a remote

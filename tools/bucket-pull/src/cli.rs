@@ -3,9 +3,44 @@
 
 use clap::Parser;
 use sqlkeep_common::crypt::args::DecryptArgs;
+use sqlkeep_common::exit::Exit;
 use sqlkeep_common::log::LogArgs;
+use sqlkeep_common::manual::{self, Manual};
 use sqlkeep_common::store::RemoteArgs;
 use std::path::PathBuf;
+
+/// The examples, credentials, environment and exit statuses of `bucket-pull`, for
+/// its `--help` and man page.
+pub const MANUAL: Manual = Manual {
+    examples: &[
+        "bucket-pull /mnt/backups/databases/production -o storage/production.sqlite3 --if-missing",
+        "bucket-pull b2:my-bucket/databases/production --latest -o /tmp/drill.sqlite3 | sqlite-verify --max-age 26h",
+        "bucket-pull ./backups/app/20261122T030000Z-c80998b8.sqlite3.zst -o restored.sqlite3",
+        "bucket-pull s3://my-bucket/databases/production --list",
+        "bucket-pull s3://my-bucket/databases --all -o storage/ --if-missing",
+        "bucket-pull b2:my-bucket/databases/production -i ~/.config/sqlkeep/key.txt -o /tmp/drill.sqlite3",
+        "bucket-pull s3://my-bucket/databases/production --at 2026-11-20 -o /tmp/before.sqlite3",
+        "bucket-pull s3://my-bucket/databases/production --at 2026-11-20T14:30:00Z -o /tmp/before.sqlite3",
+    ],
+    credentials: manual::REMOTE_CREDENTIALS,
+    environment: &[
+        manual::S3,
+        manual::RCLONE,
+        manual::TLS,
+        manual::HOME,
+        manual::IDENTITY,
+        manual::PASSPHRASE_ENV,
+        manual::TMPDIR,
+    ],
+    exit_status: &[
+        (Exit::Ok, "restored (or present, with --if-missing)"),
+        (Exit::Failed, "a check failed"),
+        (Exit::Usage, "usage"),
+        (Exit::NotFound, "no such snapshot"),
+        (Exit::Unavailable, "storage unavailable after retries"),
+        (Exit::Refused, "refused to replace a file"),
+    ],
+};
 
 /// Download, check, decompress and restore snapshots atomically.
 #[derive(Parser, Debug)]
@@ -40,17 +75,7 @@ with --identity FILE (age identity files, repeatable; or SQLKEEP_AGE_IDENTITY_FI
 passphrase (--passphrase-file, --passphrase-env). No identity, or none that matches: exit 2, \
 naming the recipients. A tampered ciphertext: exit 1, and nothing is written to the target. \
 An identity file others can read gets a WARN.",
-    after_help = "Examples:\n  \
-bucket-pull /mnt/backups/databases/production -o storage/production.sqlite3 --if-missing\n  \
-bucket-pull b2:my-bucket/databases/production --latest -o /tmp/drill.sqlite3 | sqlite-verify --max-age 26h\n  \
-bucket-pull ./backups/app/20261122T030000Z-c80998b8.sqlite3.zst -o restored.sqlite3\n  \
-bucket-pull s3://my-bucket/databases/production --list\n  \
-bucket-pull s3://my-bucket/databases --all -o storage/ --if-missing\n  \
-bucket-pull b2:my-bucket/databases/production -i ~/.config/sqlkeep/key.txt -o /tmp/drill.sqlite3\n  \
-bucket-pull s3://my-bucket/databases/production --at 2026-11-20 -o /tmp/before.sqlite3\n  \
-bucket-pull s3://my-bucket/databases/production --at 2026-11-20T14:30:00Z -o /tmp/before.sqlite3\n\n\
-Exit status: 0 restored (or present, with --if-missing), 1 a check failed, 2 usage, \
-3 no such snapshot, 4 storage unavailable after retries, 5 refused to replace a file."
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     /// A database prefix (<remote>/<db>) or an object address (default: object records from stdin)

@@ -2,8 +2,46 @@
 //! completions are generated.
 
 use clap::Parser;
+use sqlkeep_common::exit::Exit;
 use sqlkeep_common::log::LogArgs;
+use sqlkeep_common::manual::{self, Manual, Var};
 use sqlkeep_common::store::RemoteArgs;
+
+/// What bucket-push reads from the environment besides the remote's settings.
+const ENVIRONMENT: &[Var] = &[Var {
+    name: "TMPDIR",
+    meaning: "A snapshot sqlite-snap wrote without --output-dir is removed once stored only if it \
+is in $TMPDIR/sqlkeep-<uid> (default /tmp), whatever its record says.",
+}];
+
+/// The examples, credentials, environment and exit statuses of `bucket-push`, for
+/// its `--help` and man page.
+pub const MANUAL: Manual = Manual {
+    examples: &[
+        "sqlite-snap storage/production.sqlite3 | bucket-push /mnt/backups/databases",
+        "sqlite-snap storage/ | bucket-push --keep-daily 7 --keep-weekly 4 --keep-monthly 6 s3://bkt/databases",
+        "bucket-push ./backups app-20261122T030000Z.sqlite3.zst",
+    ],
+    credentials: manual::REMOTE_CREDENTIALS,
+    environment: &[
+        manual::S3,
+        manual::RCLONE,
+        manual::TLS,
+        manual::HOME,
+        ENVIRONMENT,
+    ],
+    exit_status: &[
+        (Exit::Ok, "all stored"),
+        (Exit::Failed, "a file failed (checksum, I/O)"),
+        (Exit::Usage, "usage or bad remote"),
+        (Exit::NotFound, "input file not found"),
+        (Exit::Unavailable, "storage unavailable after retries"),
+        (
+            Exit::Refused,
+            "refused (--require-encryption and an input that is not encrypted)",
+        ),
+    ],
+};
 
 /// Store snapshots and files in a remote, with manifests, atomically.
 #[derive(Parser, Debug)]
@@ -36,12 +74,7 @@ ever listed or deleted. A snapshot that sqlite-snap wrote to its private tempora
 is retried by the next run with a new snapshot).\n\n\
 REMOTE is a directory (./backups, /mnt/nas/db, file:///mnt/nas/db), s3://bucket/prefix, \
 or name:bucket/prefix.",
-    after_help = "Examples:\n  \
-sqlite-snap storage/production.sqlite3 | bucket-push /mnt/backups/databases\n  \
-sqlite-snap storage/ | bucket-push --keep-daily 7 --keep-weekly 4 --keep-monthly 6 s3://bkt/databases\n  \
-bucket-push ./backups app-20261122T030000Z.sqlite3.zst\n\n\
-Exit status: 0 all stored, 1 a file failed (checksum, I/O), 2 usage or bad remote, \
-3 input file not found, 4 storage unavailable after retries."
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     /// Where to store: a directory, s3://bucket/prefix or name:bucket/prefix

@@ -2,7 +2,9 @@
 //! completions are generated.
 
 use clap::{Parser, ValueEnum};
+use sqlkeep_common::exit::Exit;
 use sqlkeep_common::log::LogArgs;
+use sqlkeep_common::manual::{Manual, Var};
 
 /// SQLite's auto_vacuum modes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -69,6 +71,56 @@ impl Checkpoint {
     }
 }
 
+/// What sqlite-maint reads from the environment.
+const ENVIRONMENT: &[Var] = &[
+    Var {
+        name: "SQLITE_TMPDIR",
+        meaning: "Where SQLite writes the temporary copy a --rebuild (VACUUM) makes; its free \
+space is checked before starting.",
+    },
+    Var {
+        name: "TMPDIR",
+        meaning: "The same, when SQLITE_TMPDIR is not set (else /var/tmp, /usr/tmp, /tmp).",
+    },
+];
+
+/// The examples, credentials, environment and exit statuses of `sqlite-maint`, for
+/// its `--help` and man page.
+pub const MANUAL: Manual = Manual {
+    examples: &[
+        "# once: convert, so that freed pages can be given back",
+        "sqlite-maint --auto-vacuum incremental --rebuild storage/production_cache.sqlite3",
+        "# hourly from cron: reclaim at most 10,000 pages, truncate the WAL, refresh statistics",
+        "sqlite-maint -q --incremental-vacuum=10000 --checkpoint truncate --optimize storage/",
+        "# what would be reclaimed",
+        "sqlite-maint --dry-run --incremental-vacuum --checkpoint truncate storage/*.sqlite3",
+        "# which databases would gain from conversion, and how much; changes nothing",
+        "sqlite-maint --status storage/",
+    ],
+    credentials: "Credentials: none; sqlite-maint works on local databases only.",
+    environment: &[ENVIRONMENT],
+    exit_status: &[
+        (
+            Exit::Ok,
+            "all done (a database not converted to auto_vacuum = incremental is reported, not failed)",
+        ),
+        (
+            Exit::Failed,
+            "an operation failed or was skipped (read-only, an --auto-vacuum change without --rebuild, a damaged database)",
+        ),
+        (Exit::Usage, "usage"),
+        (Exit::NotFound, "database not found"),
+        (
+            Exit::Unavailable,
+            "database busy past --busy-timeout or checkpoint blocked",
+        ),
+        (
+            Exit::Refused,
+            "refused (not enough free disk for --rebuild)",
+        ),
+    ],
+};
+
 /// Keep SQLite files from growing forever, safely, while the app runs.
 #[derive(Parser, Debug)]
 #[command(
@@ -94,19 +146,7 @@ one-time VACUUM, run only with --rebuild: it holds the write lock for the whole 
 needs free disk of about the database's size (refused with exit 5 when there is not). \
 --incremental-vacuum on a database never converted is not a failure: it is skipped, and the \
 record's conversion_would_reclaim_bytes says what converting would give back (exit 0).",
-    after_help = "Examples:\n  \
-# once: convert, so that freed pages can be given back\n  \
-sqlite-maint --auto-vacuum incremental --rebuild storage/production_cache.sqlite3\n  \
-# hourly from cron: reclaim at most 10,000 pages, truncate the WAL, refresh statistics\n  \
-sqlite-maint -q --incremental-vacuum=10000 --checkpoint truncate --optimize storage/\n  \
-# what would be reclaimed\n  \
-sqlite-maint --dry-run --incremental-vacuum --checkpoint truncate storage/*.sqlite3\n  \
-# which databases would gain from conversion, and how much; changes nothing\n  \
-sqlite-maint --status storage/\n\n\
-Exit status: 0 all done (a database not converted to auto_vacuum = incremental is reported, \
-not failed), 1 an operation failed or was skipped (read-only, an --auto-vacuum change without \
---rebuild, a damaged database), 2 usage, 3 database not found, 4 database busy past --busy-timeout or checkpoint blocked, \
-5 refused (not enough free disk for --rebuild)."
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     /// Databases, or directories of *.sqlite3 databases (default: stdin lines)

@@ -3,7 +3,9 @@
 
 use clap::{Parser, ValueEnum};
 use sqlkeep_common::crypt::args::EncryptArgs;
+use sqlkeep_common::exit::Exit;
 use sqlkeep_common::log::LogArgs;
+use sqlkeep_common::manual::{self, Manual, Var};
 use std::path::PathBuf;
 
 /// How the consistent copy is made.
@@ -27,6 +29,51 @@ impl Method {
     }
 }
 
+/// What sqlite-snap reads from the environment.
+const ENVIRONMENT: &[Var] = &[
+    Var {
+        name: "TMPDIR",
+        meaning: "Without --output-dir, snapshots are written to a private directory \
+$TMPDIR/sqlkeep-<uid> (mode 0700; default /tmp), from which bucket-push removes them once stored.",
+    },
+    Var {
+        name: "XDG_STATE_HOME",
+        meaning: "Where --incremental keeps page digests without --state-dir: \
+$XDG_STATE_HOME/sqlkeep, else /var/lib/sqlkeep for root, else ~/.local/state/sqlkeep.",
+    },
+    Var {
+        name: "HOME",
+        meaning: "The base of ~/.local/state/sqlkeep.",
+    },
+    Var {
+        name: "SQLKEEP_RACY_NS",
+        meaning: "For tests only: how long before --incremental records a file's state its last \
+change must be for the file to be trusted unchanged, in nanoseconds (default 2000000000).",
+    },
+];
+
+/// The examples, credentials, environment and exit statuses of `sqlite-snap`, for
+/// its `--help` and man page.
+pub const MANUAL: Manual = Manual {
+    examples: &[
+        "sqlite-snap storage/production.sqlite3 | bucket-push /mnt/backups/databases",
+        "sqlite-snap --exclude '*_cache.sqlite3' storage/ | bucket-push b2:my-bucket/databases",
+        "sqlite-snap --method vacuum --level 9 -o /srv/snapshots app.sqlite3",
+        "sqlite-snap --incremental storage/production.sqlite3 | bucket-push b2:my-bucket/databases",
+        "sqlite-snap --recipients-file /etc/sqlkeep/recipients.txt storage/ | bucket-push b2:my-bucket/databases",
+    ],
+    credentials: "Credentials: none; sqlite-snap reads local files only (bucket-push holds the storage keys).",
+    environment: &[ENVIRONMENT, manual::PASSPHRASE_ENV],
+    exit_status: &[
+        (Exit::Ok, "all done"),
+        (Exit::Failed, "a snapshot failed"),
+        (Exit::Usage, "usage"),
+        (Exit::NotFound, "database not found"),
+        (Exit::Unavailable, "database busy past --busy-timeout"),
+        (Exit::Refused, "refused (unsafe output directory)"),
+    ],
+};
+
 /// Take transactionally consistent, compressed, checksummed snapshots of
 /// live SQLite databases.
 #[derive(Parser, Debug)]
@@ -47,14 +94,7 @@ written (<name>.sqlite3.zst.age): only the holder of a matching identity can rea
 `age -d -i key.txt FILE | zstd -d > db.sqlite3` restores it without sqlkeep. The record \
 says \"encryption\" with the public keys; its sha256 is of the encrypted file and its \
 raw_sha256 of the database.",
-    after_help = "Examples:\n  \
-sqlite-snap storage/production.sqlite3 | bucket-push /mnt/backups/databases\n  \
-sqlite-snap --exclude '*_cache.sqlite3' storage/ | bucket-push b2:my-bucket/databases\n  \
-sqlite-snap --method vacuum --level 9 -o /srv/snapshots app.sqlite3\n  \
-sqlite-snap --incremental storage/production.sqlite3 | bucket-push b2:my-bucket/databases\n  \
-sqlite-snap --recipients-file /etc/sqlkeep/recipients.txt storage/ | bucket-push b2:my-bucket/databases\n\n\
-Exit status: 0 all done, 1 a snapshot failed, 2 usage, 3 database not found, \
-4 database busy past --busy-timeout, 5 refused (unsafe output directory)."
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     /// Databases, or directories of *.sqlite3 databases (default: stdin lines)

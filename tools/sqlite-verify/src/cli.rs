@@ -2,7 +2,33 @@
 //! completions are generated.
 
 use clap::Parser;
+use sqlkeep_common::exit::Exit;
 use sqlkeep_common::log::LogArgs;
+use sqlkeep_common::manual::{Manual, Var};
+
+/// What sqlite-verify reads from the environment.
+const ENVIRONMENT: &[Var] = &[Var {
+    name: "TMPDIR",
+    meaning: "A compressed snapshot is decompressed to check it into a private directory \
+$TMPDIR/sqlkeep-<uid> (mode 0700; default /tmp), and removed afterwards.",
+}];
+
+/// The examples, credentials, environment and exit statuses of `sqlite-verify`, for
+/// its `--help` and man page.
+pub const MANUAL: Manual = Manual {
+    examples: &[
+        "bucket-pull b2:my-bucket/databases/production -o /tmp/drill.sqlite3 | sqlite-verify --max-age 26h --expect-table users",
+        "sqlite-verify --quick storage/*.sqlite3",
+        "sqlite-snap app.sqlite3 | sqlite-verify --min-rows users=1",
+    ],
+    credentials: "Credentials: none; sqlite-verify reads local files only (bucket-pull holds the storage keys).",
+    environment: &[ENVIRONMENT],
+    exit_status: &[
+        (Exit::Ok, "every database passed"),
+        (Exit::Failed, "a check failed (or nothing to verify)"),
+        (Exit::Usage, "usage"),
+    ],
+};
 
 /// Check SQLite databases and snapshots.
 #[derive(Parser, Debug)]
@@ -19,11 +45,7 @@ Inputs are DB arguments, or else stdin lines: paths, or any record with a `path`
 snapshot is decompressed to a private temporary file first. When the record carries \
 `sha256`/`raw_sha256`, they are checked; `--max-age` is checked against its `taken_at` \
 (or the stamp in a snapshot's file name).",
-    after_help = "Examples:\n  \
-bucket-pull b2:my-bucket/databases/production -o /tmp/drill.sqlite3 | sqlite-verify --max-age 26h --expect-table users\n  \
-sqlite-verify --quick storage/*.sqlite3\n  \
-sqlite-snap app.sqlite3 | sqlite-verify --min-rows users=1\n\n\
-Exit status: 0 every database passed, 1 a check failed (or nothing to verify), 2 usage."
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     /// Databases or .zst snapshots (default: paths or records from stdin)

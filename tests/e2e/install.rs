@@ -1,0 +1,197 @@
+//! `./install`, run as a user would after a build: every tool under
+//! `tools/` lands in a scratch prefix with its man page and its three
+//! completions, each of them usable (man finds the page, bash loads the
+//! completion, the binary runs), and `--uninstall` takes away exactly
+//! what was added.
+//!
+//! The test installs the binaries this test run built (`--bin-dir`), so it
+//! proves the copying, not cargo's release build; `.ci/deb` and the
+//! Dockerfile recipe build for real.
+
+use crate::support::{Scratch, bin_dir, list_files, sha256_file};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root.
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every tool, found the way `./install` finds them: the crates under
+/// `tools/`. Read from the tree, not listed, so a new tool is covered.
+fn tools() -> Vec<String> {
+    let mut tools: Vec<String> = std::fs::read_dir(repo().join("tools"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    tools.sort();
+    assert!(tools.len() >= 6, "tools/ holds {tools:?}");
+    tools
+}
+
+/// Every directory below `dir`, relative and sorted.
+fn list_dirs(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = all_paths(dir)
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every path below `dir`.
+fn all_paths(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(all_paths(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+/// Asserts an installed file is the repository's, byte for byte.
+fn same_file(installed: &Path, shipped: &Path) {
+    assert!(installed.is_file(), "{} is missing", installed.display());
+    assert_eq!(
+        sha256_file(installed),
+        sha256_file(shipped),
+        "{} differs from {}",
+        installed.display(),
+        shipped.display()
+    );
+}
+
+#[test]
+fn install_places_every_tool_and_uninstall_removes_exactly_that() {
+    let s = Scratch::new();
+    let prefix = s.join("usr");
+    // What was there before must survive uninstall: another program, and
+    // another tool's completion in a directory both share.
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::write(prefix.join("bin/other-tool"), "#!/bin/sh\n").unwrap();
+    let completions = prefix.join("share/bash-completion/completions");
+    std::fs::create_dir_all(&completions).unwrap();
+    std::fs::write(completions.join("other-tool"), "complete -W x other-tool\n").unwrap();
+    let files_before = list_files(&prefix);
+    let dirs_before = list_dirs(&prefix);
+
+    let install = repo().join("install");
+    let prefix_arg = prefix.to_str().unwrap();
+    let run = s
+        .program(&install)
+        .args(["--prefix", prefix_arg, "--bin-dir"])
+        .arg(bin_dir())
+        .run()
+        .success();
+    let said = run.stdout();
+    let tools = tools();
+    for tool in &tools {
+        assert!(
+            said.contains(tool.as_str()),
+            "install did not name {tool}:\n{said}"
+        );
+    }
+    assert!(said.contains("--uninstall"), "no uninstall hint:\n{said}");
+
+    for tool in &tools {
+        let bin = prefix.join("bin").join(tool);
+        same_file(&bin, &bin_dir().join(tool));
+        let mode = std::fs::metadata(&bin).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "{} mode {mode:o}", bin.display());
+        let version = Command::new(&bin).arg("--version").output().unwrap();
+        assert!(version.status.success(), "{tool} --version failed");
+        let version = String::from_utf8_lossy(&version.stdout).into_owned();
+        assert!(
+            version.starts_with(&format!("{tool} ")),
+            "{tool} --version printed {version:?}"
+        );
+
+        let page = prefix.join(format!("share/man/man1/{tool}.1"));
+        same_file(&page, &repo().join(format!("man/{tool}.1")));
+        // man itself must find the page where the prefix's man directory
+        // is searched, not only the file be there.
+        let man = Command::new("man")
+            .args(["-w", tool])
+            .env("MANPATH", prefix.join("share/man"))
+            .output()
+            .expect("running man -w (./tests/run installs man-db)");
+        assert!(
+            man.status.success(),
+            "man -w {tool} failed: {}",
+            String::from_utf8_lossy(&man.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&man.stdout).trim(),
+            page.to_str().unwrap(),
+            "man -w {tool} found another page"
+        );
+
+        let bash = completions.join(tool);
+        same_file(&bash, &repo().join(format!("completions/{tool}.bash")));
+        same_file(
+            &prefix.join(format!("share/zsh/site-functions/_{tool}")),
+            &repo().join(format!("completions/_{tool}")),
+        );
+        same_file(
+            &prefix.join(format!("share/fish/vendor_completions.d/{tool}.fish")),
+            &repo().join(format!("completions/{tool}.fish")),
+        );
+        // Loading the completion registers it for the tool's name: what
+        // bash-completion does when the user first presses Tab.
+        let complete = Command::new("bash")
+            .args(["-c", r#"source "$1" && complete -p "$2""#, "bash"])
+            .arg(&bash)
+            .arg(tool)
+            .output()
+            .unwrap();
+        let registered = String::from_utf8_lossy(&complete.stdout).into_owned();
+        assert!(
+            complete.status.success() && registered.trim_end().ends_with(&format!(" {tool}")),
+            "bash did not register a completion for {tool}: {registered:?} {}",
+            String::from_utf8_lossy(&complete.stderr)
+        );
+    }
+
+    s.program(&install)
+        .args(["--uninstall", "--prefix", prefix_arg])
+        .run()
+        .success();
+    assert_eq!(
+        list_files(&prefix),
+        files_before,
+        "uninstall left or took files"
+    );
+    assert_eq!(
+        list_dirs(&prefix),
+        dirs_before,
+        "uninstall left or took directories"
+    );
+}
+
+/// A tool whose binary is missing fails the install before anything is
+/// copied: no half-installed set of tools.
+#[test]
+fn install_without_every_binary_copies_nothing() {
+    let s = Scratch::new();
+    let bins = s.join("bins");
+    std::fs::create_dir_all(&bins).unwrap();
+    let tools = tools();
+    // Every binary but the last one.
+    for tool in &tools[..tools.len() - 1] {
+        std::fs::copy(bin_dir().join(tool), bins.join(tool)).unwrap();
+    }
+    let prefix = s.join("usr");
+    s.program(&repo().join("install"))
+        .args(["--prefix", prefix.to_str().unwrap(), "--bin-dir", "bins"])
+        .run()
+        .expect_code(2)
+        .stderr_has(tools.last().unwrap());
+    assert_eq!(list_files(&prefix), Vec::<String>::new());
+}
