@@ -38,7 +38,8 @@ pub fn copy_all(
     log: &Log,
 ) -> Copied {
     // Downloads land (fsync, rename) on their own thread, a few behind.
-    let (to_lander, landings) = std::sync::mpsc::sync_channel::<(usize, copy::Landing)>(transfers.max(1));
+    let (to_lander, landings) =
+        std::sync::mpsc::sync_channel::<(usize, copy::Landing)>(transfers.max(1));
     let pool = Pool {
         src,
         dst,
@@ -117,8 +118,11 @@ impl Pool<'_> {
             match copy::copy(self.src, self.dst, path, entry, mode) {
                 Ok(copy::Copied::Done(new)) => self.copied(path, new),
                 Ok(copy::Copied::Landing(landing)) => {
-                    let sent = match self.lander.lock().unwrap().as_ref() {
-                        Some(lander) => lander.send((i, landing)).map_err(|e| e.0 .1),
+                    // A sender of its own: a full queue blocks this worker
+                    // alone, not every worker behind the lock.
+                    let lander = self.lander.lock().unwrap().clone();
+                    let sent = match lander {
+                        Some(lander) => lander.send((i, landing)).map_err(|e| e.0.1),
                         None => Err(landing),
                     };
                     // No lander (the first file, tried before it starts,
