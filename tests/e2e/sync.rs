@@ -295,11 +295,21 @@ fn sync_to_s3_costs_no_request_when_nothing_changed() {
         .success();
     assert_eq!(restore.record()["downloaded"]["files"], FILES);
     same_uploads(&storage, &s.join("restored"), &paths);
+    // The app's directory gets the app's files, and no manifest of ours:
+    // what the next run needs is in the cache.
     assert_eq!(
         list_files(&s.join("restored")).len(),
-        FILES + 1,
-        "the uploads and the manifest"
+        FILES,
+        "the uploads, and nothing else"
     );
+    assert!(!s.join("restored/.sqlkeep-sync.json").exists());
+    let again = sync(&s)
+        .args([&remote, "restored"])
+        .envs(&env)
+        .run()
+        .success();
+    assert_eq!(again.record()["downloaded"]["files"], 0);
+    assert!(!s.join("restored/.sqlkeep-sync.json").exists());
 }
 
 /// An empty or missing source with --delete deletes nothing and exits 5;

@@ -35,14 +35,16 @@ if auto_vacuum:
 conn.execute(f"PRAGMA journal_mode = {mode}")
 conn.execute("PRAGMA busy_timeout = 30000")
 conn.execute("BEGIN IMMEDIATE")
-conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)")
+# IF NOT EXISTS / OR IGNORE: a writer started again on a bank an earlier
+# one left goes on from its state (the invariants still hold).
+conn.execute("CREATE TABLE IF NOT EXISTS accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)")
 conn.execute(
-    "CREATE TABLE transfers (id INTEGER PRIMARY KEY, src INTEGER NOT NULL, dst INTEGER NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS transfers (id INTEGER PRIMARY KEY, src INTEGER NOT NULL, dst INTEGER NOT NULL,"
     " amount INTEGER NOT NULL, memo TEXT)"
 )
-conn.executemany("INSERT INTO accounts (id, balance) VALUES (?, ?)", [(i, initial) for i in range(accounts)])
+conn.executemany("INSERT OR IGNORE INTO accounts (id, balance) VALUES (?, ?)", [(i, initial) for i in range(accounts)])
 if auto_vacuum:
-    conn.execute("CREATE TABLE cache (id INTEGER PRIMARY KEY, value BLOB NOT NULL)")
+    conn.execute("CREATE TABLE IF NOT EXISTS cache (id INTEGER PRIMARY KEY, value BLOB NOT NULL)")
 conn.execute("COMMIT")
 
 stop = threading.Event()

@@ -92,26 +92,43 @@ impl Changes {
 
 /// Writes the destination's manifest: `planned` (the full state this run
 /// started from) with `changes` applied, merged into whatever another run
-/// recorded meanwhile. Returns the manifest text now stored (for the
-/// cache), or None when nothing changed and nothing was written.
+/// recorded meanwhile. Returns the manifest text (for the cache), or None
+/// when nothing changed.
+///
+/// A restore into a local directory (`restore`: the source is a remote)
+/// stores no manifest there: the directory is the app's (Active Storage's
+/// `storage/`), listing it costs nothing, and what the manifest would add
+/// (checksums, whom the source was encrypted to) stays in the cache. A
+/// manifest an older version left there is removed, so it cannot go stale.
 pub fn write(
     dst: &Side,
     planned: &Tree,
     changes: &Changes,
     source: &str,
+    restore: bool,
 ) -> Result<Option<String>> {
     if changes.is_empty() {
         return Ok(None);
     }
     let label = changes.encryption.as_ref();
-    if let Side::Dir(_) = dst {
+    if let Side::Dir(dir) = dst {
         let base = Manifest {
             tree: planned.clone(),
             encryption: changes.planned.clone(),
         };
         let text = manifest_json(&changes.apply(&base)?, source, label);
-        dst.write_manifest(&text, &Condition::Any)
-            .context("writing the destination manifest")?;
+        if restore {
+            match std::fs::remove_file(dir.join(crate::tree::MANIFEST)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("removing an old manifest from {}", dir.display())));
+                }
+                _ => {}
+            }
+        } else {
+            dst.write_manifest(&text, &Condition::Any)
+                .context("writing the destination manifest")?;
+        }
         return Ok(Some(text));
     }
     for _ in 0..TRIES {

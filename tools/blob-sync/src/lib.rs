@@ -242,7 +242,8 @@ pub fn run(args: Args) -> Result<Exit> {
     }
     // The manifest is rewritten only when something changed: an unchanged
     // tree costs no request, even when its state came from a GET.
-    let manifest = match commit::write(&dst, &dest.full, &changes, &source_name)? {
+    let restore = matches!(src, Side::Remote(_));
+    let manifest = match commit::write(&dst, &dest.full, &changes, &source_name, restore)? {
         Some(text) => text,
         None => tree::manifest_json(&dest.full, &source_name, dest.encryption.as_ref()),
     };
