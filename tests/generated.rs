@@ -11,13 +11,14 @@ use std::path::Path;
 type Tool = (&'static str, fn() -> clap::Command);
 
 /// Every tool.
-const TOOLS: [Tool; 6] = [
+const TOOLS: [Tool; 7] = [
     ("sqlite-snap", sqlite_snap::command),
     ("bucket-push", bucket_push::command),
     ("bucket-pull", bucket_pull::command),
     ("sqlite-verify", sqlite_verify::command),
     ("sqlite-maint", sqlite_maint::command),
     ("blob-sync", blob_sync::command),
+    ("sqlkeep-metrics", sqlkeep_metrics::command),
 ];
 
 /// The roff man page of a command.

@@ -21,6 +21,7 @@ mod incremental;
 mod kills;
 mod leftovers;
 mod maint;
+mod metrics;
 mod pipeline;
 mod pipes;
 mod retention;
