@@ -40,7 +40,11 @@ impl Parsed {
             .filter(|(n, l, _)| n == name && *l == want)
             .map(|(_, _, v)| *v)
             .collect();
-        assert!(found.len() <= 1, "{name} {want:?} appears {} times", found.len());
+        assert!(
+            found.len() <= 1,
+            "{name} {want:?} appears {} times",
+            found.len()
+        );
         found.first().copied()
     }
 
@@ -52,7 +56,11 @@ impl Parsed {
 
     /// The databases any sample names.
     fn dbs(&self) -> Vec<String> {
-        let mut dbs: Vec<String> = self.samples.iter().map(|(_, l, _)| l["db"].clone()).collect();
+        let mut dbs: Vec<String> = self
+            .samples
+            .iter()
+            .map(|(_, l, _)| l["db"].clone())
+            .collect();
         dbs.sort();
         dbs.dedup();
         dbs
@@ -96,7 +104,11 @@ fn parse(path: &Path) -> Parsed {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
                     .collect();
-                (s[0].as_str().unwrap().to_string(), labels, s[2].as_f64().unwrap())
+                (
+                    s[0].as_str().unwrap().to_string(),
+                    labels,
+                    s[2].as_f64().unwrap(),
+                )
             })
             .collect(),
     }
@@ -109,7 +121,11 @@ fn unix(rfc3339: &Value) -> f64 {
         .output()
         .unwrap();
     assert!(out.status.success(), "date cannot read {rfc3339}");
-    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Now, in Unix seconds.
@@ -125,7 +141,10 @@ fn now() -> f64 {
 fn pipeline(s: &Scratch, env: &[(String, String)], script: &str) -> (Run, Vec<i32>) {
     let run = s
         .program(Path::new("/bin/bash"))
-        .args(["-c", &format!("{script}; echo \"${{PIPESTATUS[@]}}\" > status.txt")])
+        .args([
+            "-c",
+            &format!("{script}; echo \"${{PIPESTATUS[@]}}\" > status.txt"),
+        ])
         .envs(env)
         .run();
     let codes = std::fs::read_to_string(s.join("status.txt"))
@@ -166,7 +185,8 @@ fn assert_backup(p: &Parsed, remote: &str, objects: &[&Value]) {
         p.value("sqlkeep_backup_raw_bytes", &labels),
         object["raw_bytes"].as_f64().unwrap()
     );
-    let seconds = object["snapshot_seconds"].as_f64().unwrap() + object["push_seconds"].as_f64().unwrap();
+    let seconds =
+        object["snapshot_seconds"].as_f64().unwrap() + object["push_seconds"].as_f64().unwrap();
     let duration = p.value("sqlkeep_backup_duration_seconds", &labels);
     assert!((duration - seconds).abs() < 1e-9, "{duration} != {seconds}");
     assert!(duration > 0.0);
@@ -229,7 +249,10 @@ fn metrics_follow_backups_and_drills() {
     assert_eq!(p.types["sqlkeep_backup_bytes"], "gauge");
     assert_eq!(p.types["sqlkeep_backup_requests"], "counter");
     assert_eq!(p.helped, p.types.len());
-    assert!(p.get("sqlkeep_drill_ok", &[("db", "app"), ("remote", &remote)]).is_none());
+    assert!(
+        p.get("sqlkeep_drill_ok", &[("db", "app"), ("remote", &remote)])
+            .is_none()
+    );
     assert_eq!(
         std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777,
         0o644
@@ -261,7 +284,10 @@ fn metrics_follow_backups_and_drills() {
     let labels = [("db", "app"), ("remote", remote.as_str())];
     assert_eq!(p.value("sqlkeep_drill_ok", &labels), 1.0);
     let drilled_at = p.value("sqlkeep_drill_last_timestamp_seconds", &labels);
-    assert!(before <= drilled_at && drilled_at <= after, "{before} {drilled_at} {after}");
+    assert!(
+        before <= drilled_at && drilled_at <= after,
+        "{before} {drilled_at} {after}"
+    );
     assert_eq!(
         p.value("sqlkeep_drill_last_success_timestamp_seconds", &labels),
         drilled_at
@@ -277,7 +303,10 @@ fn metrics_follow_backups_and_drills() {
         ),
         verified["requests"]["class_b"].as_f64().unwrap()
     );
-    assert_eq!(verified["requests"]["class_b"], 2, "latest.json and the object");
+    assert_eq!(
+        verified["requests"]["class_b"], 2,
+        "latest.json and the object"
+    );
     assert_backup(&p, &remote, &[&app]);
 
     // A second database: both are in the file, the first one unchanged.
@@ -361,7 +390,10 @@ fn a_killed_or_failing_run_leaves_the_previous_file() {
     assert_eq!(run.stdout(), first);
     let p = parse(&s.join(PROM));
     assert_eq!(
-        p.value("sqlkeep_backup_bytes", &[("db", "app"), ("remote", "/srv/backups")]),
+        p.value(
+            "sqlkeep_backup_bytes",
+            &[("db", "app"), ("remote", "/srv/backups")]
+        ),
         1590.0
     );
     assert_eq!(
@@ -405,7 +437,11 @@ fn a_killed_or_failing_run_leaves_the_previous_file() {
 
     // A state it cannot read: exit 1 naming the file, records passed on,
     // nothing replaced.
-    std::fs::write(s.join("metrics/sqlkeep.prom.json"), b"{\"version\":1,\"databa").unwrap();
+    std::fs::write(
+        s.join("metrics/sqlkeep.prom.json"),
+        b"{\"version\":1,\"databa",
+    )
+    .unwrap();
     let before = world(&s.join("metrics"));
     let run = s
         .tool("sqlkeep-metrics")
@@ -419,10 +455,7 @@ fn a_killed_or_failing_run_leaves_the_previous_file() {
     assert_eq!(world(&s.join("metrics")), before);
 
     // Usage: no --textfile.
-    s.tool("sqlkeep-metrics")
-        .stdin(first)
-        .run()
-        .expect_code(2);
+    s.tool("sqlkeep-metrics").stdin(first).run().expect_code(2);
 }
 
 /// The example scripts keep the textfile when METRICS_FILE is set: the
@@ -436,16 +469,25 @@ fn example_scripts_update_the_textfile() {
     make_db(&s.join("storage/production.sqlite3"), 30, true);
     make_db(&s.join("storage/production_queue.sqlite3"), 5, false);
     let script = |name: &str| {
-        s.program(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name))
-            .env("REMOTE", "backups")
-            .env("METRICS_FILE", PROM)
-            .env("RECORDS", "records.jsonl")
+        s.program(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("examples")
+                .join(name),
+        )
+        .env("REMOTE", "backups")
+        .env("METRICS_FILE", PROM)
+        .env("RECORDS", "records.jsonl")
     };
     script("backup-databases")
         .env("DATABASES", "storage")
         .run()
         .success();
-    let remote = s.join("backups").canonicalize().unwrap().display().to_string();
+    let remote = s
+        .join("backups")
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string();
     let p = parse(&s.join(PROM));
     assert_eq!(p.dbs(), ["production", "production_queue"]);
     let records = std::fs::read_to_string(s.join("records.jsonl")).unwrap();
@@ -465,7 +507,10 @@ fn example_scripts_update_the_textfile() {
         .stderr_has("drill failed for: nonexistent");
     let p = parse(&s.join(PROM));
     assert_eq!(
-        p.value("sqlkeep_drill_ok", &[("db", "production"), ("remote", &remote)]),
+        p.value(
+            "sqlkeep_drill_ok",
+            &[("db", "production"), ("remote", &remote)]
+        ),
         1.0
     );
     assert_eq!(p.value("sqlkeep_drill_ok", &[("db", "nonexistent")]), 0.0);

@@ -10,21 +10,25 @@ use crate::observe::Classes;
 use crate::state::{Database, State};
 use std::fmt::Write;
 
+/// A database's samples of one family: the `class` label when the family
+/// has one, and the value.
+type Samples = Vec<(Option<&'static str>, f64)>;
+
 /// One metric family: name, type, help, and how to get a database's value.
 struct Family {
     name: &'static str,
     kind: &'static str,
     help: &'static str,
-    samples: fn(&Database) -> Vec<(Option<&'static str>, f64)>,
+    samples: fn(&Database) -> Samples,
 }
 
 /// A single sample without an extra label.
-fn one(value: Option<f64>) -> Vec<(Option<&'static str>, f64)> {
+fn one(value: Option<f64>) -> Samples {
     value.map(|v| (None, v)).into_iter().collect()
 }
 
 /// One sample per request class.
-fn classes(requests: Option<Classes>) -> Vec<(Option<&'static str>, f64)> {
+fn classes(requests: Option<Classes>) -> Samples {
     requests
         .map(|r| {
             vec![
@@ -59,7 +63,13 @@ const FAMILIES: [Family; 11] = [
         name: "sqlkeep_backup_raw_bytes",
         kind: "gauge",
         help: "Size of the database the newest backup holds, bytes.",
-        samples: |d| one(d.backup.as_ref().and_then(|b| b.raw_bytes).map(|b| b as f64)),
+        samples: |d| {
+            one(d
+                .backup
+                .as_ref()
+                .and_then(|b| b.raw_bytes)
+                .map(|b| b as f64))
+        },
     },
     Family {
         name: "sqlkeep_backup_duration_seconds",
@@ -89,7 +99,13 @@ const FAMILIES: [Family; 11] = [
         name: "sqlkeep_drill_last_success_timestamp_seconds",
         kind: "gauge",
         help: "When the latest restore drill that passed ran, Unix time.",
-        samples: |d| one(d.drill.as_ref().and_then(|r| r.last_success).map(|t| t as f64)),
+        samples: |d| {
+            one(d
+                .drill
+                .as_ref()
+                .and_then(|r| r.last_success)
+                .map(|t| t as f64))
+        },
     },
     Family {
         name: "sqlkeep_drill_taken_timestamp_seconds",
@@ -174,7 +190,9 @@ mod tests {
             "sqlkeep_backup_last_success_timestamp_seconds{db=\"a\",remote=\"s3://x/\\\"q\\\"\"} 1795316400\n\
              sqlkeep_backup_last_success_timestamp_seconds{db=\"b\","
         ));
-        assert!(text.contains("sqlkeep_backup_requests_total{db=\"a\",remote=\"s3://x/\\\"q\\\"\",class=\"c\"} 0\n"));
+        assert!(text.contains(
+            "sqlkeep_backup_requests_total{db=\"a\",remote=\"s3://x/\\\"q\\\"\",class=\"c\"} 0\n"
+        ));
         assert!(text.contains("} 0.25\n"));
         // Nothing known, no family: no raw_bytes, no drill.
         assert!(!text.contains("raw_bytes") && !text.contains("drill"));

@@ -89,7 +89,12 @@ pub fn run(args: Args) -> Result<Exit> {
     let backups = seen.events.len() - seen.drilled_events;
     log.ok(
         &args.textfile.display().to_string(),
-        &format!("{backups} backups, {drills} drills recorded"),
+        &format!(
+            "{} recorded",
+            [(backups, "backup"), (drills, "drill")]
+                .map(|(n, what)| format!("{n} {what}{}", if n == 1 { "" } else { "s" }))
+                .join(", ")
+        ),
     );
     Ok(if failed == 0 { Exit::Ok } else { Exit::Failed })
 }

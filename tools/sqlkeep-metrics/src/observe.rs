@@ -186,11 +186,17 @@ mod tests {
     #[test]
     fn remote_is_the_address_above_the_database() {
         assert_eq!(
-            remote_of("s3://b/databases/production/20261122T030000Z-c80998b8.sqlite3.zst", "production"),
+            remote_of(
+                "s3://b/databases/production/20261122T030000Z-c80998b8.sqlite3.zst",
+                "production"
+            ),
             "s3://b/databases"
         );
         assert_eq!(
-            remote_of("/mnt/b/tenants/acme/production/x.sqlite3.zst", "tenants/acme/production"),
+            remote_of(
+                "/mnt/b/tenants/acme/production/x.sqlite3.zst",
+                "tenants/acme/production"
+            ),
             "/mnt/b"
         );
     }

@@ -139,7 +139,11 @@ impl State {
                 // --expect-drill without it created has served its turn.
                 self.drop_placeholder(&b.target);
                 let entry = self.entry(&b.target);
-                let mut requests = entry.backup.as_ref().map(|s| s.requests).unwrap_or_default();
+                let mut requests = entry
+                    .backup
+                    .as_ref()
+                    .map(|s| s.requests)
+                    .unwrap_or_default();
                 requests.add(b.requests);
                 let newer = entry
                     .backup
@@ -296,7 +300,8 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_other_versions() {
-        let dir = std::env::temp_dir().join(format!("sqlkeep-metrics-state-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sqlkeep-metrics-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.json");
         let mut state = State::default();
@@ -305,7 +310,10 @@ mod tests {
         assert_eq!(State::load(&path).unwrap(), state);
         std::fs::write(&path, br#"{"version":2,"databases":[]}"#).unwrap();
         assert!(State::load(&path).is_err());
-        assert_eq!(State::load(&dir.join("none.json")).unwrap(), State::default());
+        assert_eq!(
+            State::load(&dir.join("none.json")).unwrap(),
+            State::default()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
