@@ -6,7 +6,7 @@
 //! and a killed or failing run leaves the previous file whole.
 
 use crate::s3server::{BUCKET, S3Server};
-use crate::support::{Run, Scratch, helper, make_db, world};
+use crate::support::{Rng, Run, Scratch, debris, helper, list_files, make_db, world};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -368,6 +368,13 @@ fn metrics_follow_backups_and_drills() {
     assert_backup(&p, &remote, &[&app, &app2]);
 }
 
+/// An `object` record of `db` in `/srv/backups`, as bucket-push prints it.
+fn record(db: &str, bytes: u64) -> String {
+    format!(
+        "{{\"type\":\"object\",\"url\":\"/srv/backups/{db}/20261122T030000Z-c80998b8.sqlite3.zst\",\"bytes\":{bytes},\"stored_at\":\"2026-11-22T03:00:05Z\",\"db\":\"{db}\",\"taken_at\":\"2026-11-22T03:00:00Z\",\"requests\":{{\"class_a\":3,\"class_b\":1,\"class_c\":0}}}}\n"
+    )
+}
+
 /// A run killed before the end of its input, and a run that cannot read
 /// its state, leave the previous textfile and state byte for byte (and no
 /// temporary file); the records still pass through.
@@ -375,11 +382,6 @@ fn metrics_follow_backups_and_drills() {
 fn a_killed_or_failing_run_leaves_the_previous_file() {
     let s = Scratch::new();
     std::fs::create_dir(s.join("metrics")).unwrap();
-    let record = |db: &str, bytes: u64| {
-        format!(
-            "{{\"type\":\"object\",\"url\":\"/srv/backups/{db}/20261122T030000Z-c80998b8.sqlite3.zst\",\"bytes\":{bytes},\"stored_at\":\"2026-11-22T03:00:05Z\",\"db\":\"{db}\",\"taken_at\":\"2026-11-22T03:00:00Z\",\"requests\":{{\"class_a\":3,\"class_b\":1,\"class_c\":0}}}}\n"
-        )
-    };
     let first = record("app", 1590);
     let run = s
         .tool("sqlkeep-metrics")
@@ -520,5 +522,65 @@ fn example_scripts_update_the_textfile() {
             &[("db", "production_queue"), ("remote", &remote)]
         )
         .is_none()
+    );
+}
+
+/// SIGKILLed at seeded random moments of a run that rewrites a textfile of
+/// 2,000 databases: whenever it dies, the file parses and names every
+/// database (never torn or truncated), and the next run leaves no
+/// temporary file behind.
+#[test]
+fn killed_at_random_the_textfile_is_never_torn() {
+    const SEED: u64 = 0x6d65_7472_6963_7331;
+    const DATABASES: usize = 2000;
+    let s = Scratch::new();
+    std::fs::create_dir(s.join("metrics")).unwrap();
+    let records: String = (0..DATABASES)
+        .map(|i| record(&format!("tenants/t{i:04}/production"), i as u64))
+        .collect();
+    std::fs::write(s.join("records.jsonl"), &records).unwrap();
+    let metrics = || {
+        let mut command = s
+            .tool("sqlkeep-metrics")
+            .args(["-q", "--textfile", PROM])
+            .command();
+        command
+            .stdin(std::fs::File::open(s.join("records.jsonl")).unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    };
+    // The first run creates the file (and builds the tools, when they are
+    // not built yet); the second one measures a run that rewrites it.
+    assert!(metrics().status().unwrap().success());
+    assert_eq!(parse(&s.join(PROM)).dbs().len(), DATABASES);
+    let started = std::time::Instant::now();
+    assert!(metrics().status().unwrap().success());
+    let span = started.elapsed();
+
+    let mut rng = Rng::new(SEED);
+    let mut landed = 0;
+    for kill in 0..10 {
+        let at = span.mul_f64(rng.below(1000) as f64 / 1000.0);
+        let mut child = metrics().spawn().unwrap();
+        // The moment of the fault, not a synchronisation: the run is
+        // killed wherever it happens to be.
+        std::thread::sleep(at);
+        landed += usize::from(matches!(child.try_wait(), Ok(None)));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let p = parse(&s.join(PROM));
+        assert_eq!(
+            p.dbs().len(),
+            DATABASES,
+            "seed {SEED:#x} kill {kill} at {at:?}"
+        );
+    }
+    assert!(landed > 0, "no kill landed before the end (span {span:?})");
+    assert!(metrics().status().unwrap().success());
+    assert_eq!(debris(&s.join("metrics")), Vec::<String>::new());
+    assert_eq!(
+        list_files(&s.join("metrics")),
+        ["sqlkeep.prom", "sqlkeep.prom.json"]
     );
 }
