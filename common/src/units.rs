@@ -25,6 +25,12 @@ pub fn human_duration(elapsed: Duration) -> String {
     format!("{:.2} s", elapsed.as_secs_f64())
 }
 
+/// An elapsed time for a record's `*_seconds` field: seconds, to the
+/// millisecond (finer is noise for a whole snapshot or upload).
+pub fn record_seconds(elapsed: Duration) -> f64 {
+    (elapsed.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +47,6 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(human_duration(Duration::from_millis(410)), "0.41 s");
+        assert_eq!(record_seconds(Duration::from_micros(410_600)), 0.411);
     }
 }

@@ -23,6 +23,7 @@ mod kills;
 mod leftovers;
 mod listing;
 mod maint;
+mod metrics;
 mod pipeline;
 mod pipes;
 mod restore_daily;

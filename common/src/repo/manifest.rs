@@ -121,7 +121,7 @@ pub const SNAPSHOT_FIELDS: [&str; 12] = [
 pub const FILE_FIELDS: [&str; 6] = ["type", "url", "bytes", "sha256", "stored_at", "name"];
 
 /// Fields that describe a local file or one run, never a stored object.
-pub const LOCAL_ONLY: [&str; 8] = [
+pub const LOCAL_ONLY: [&str; 10] = [
     "path",
     "state",
     "committed",
@@ -130,6 +130,8 @@ pub const LOCAL_ONLY: [&str; 8] = [
     "latest",
     "retention",
     "dry_run",
+    "snapshot_seconds",
+    "push_seconds",
 ];
 
 impl SnapshotManifest {

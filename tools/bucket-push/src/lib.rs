@@ -29,7 +29,7 @@ use sqlkeep_common::repo::{LatestMove, Repository, SnapshotUpload};
 use sqlkeep_common::store::{self, DryRun, Store};
 use sqlkeep_common::tally::Tally;
 use sqlkeep_common::time::parse_duration;
-use sqlkeep_common::units::{human_bytes, human_duration};
+use sqlkeep_common::units::{human_bytes, human_duration, record_seconds};
 use std::path::Path;
 use std::time::Instant;
 
@@ -293,7 +293,9 @@ fn push_one(
     if settings.dry_run {
         record.set("dry_run", true);
     }
-    record.set("requests", repo.store().requests().since(&before));
+    record
+        .set("requests", repo.store().requests().since(&before))
+        .set("push_seconds", record_seconds(started.elapsed()));
     let mut detail = format!(
         "{}, {}",
         human_bytes(bytes),

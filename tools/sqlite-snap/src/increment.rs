@@ -22,7 +22,7 @@ use sqlkeep_common::signals::Signals;
 use sqlkeep_common::sqlite;
 use sqlkeep_common::state::{self, State, StateDir};
 use sqlkeep_common::time::Timestamp;
-use sqlkeep_common::units::{human_bytes, human_duration};
+use sqlkeep_common::units::{human_bytes, human_duration, record_seconds};
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -184,7 +184,10 @@ pub(crate) fn snapshot(
         method: Method::Pages,
         encrypted_to: &s.encrypted_to,
     });
-    record.set("kind", kind).set("level", taken.level);
+    record
+        .set("kind", kind)
+        .set("level", taken.level)
+        .set("snapshot_seconds", record_seconds(started.elapsed()));
     match &taken.name.base {
         Some(base) => {
             record.set("base", base.stem());

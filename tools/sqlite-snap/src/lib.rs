@@ -31,7 +31,7 @@ use sqlkeep_common::sqlite;
 use sqlkeep_common::state;
 use sqlkeep_common::tally::Tally;
 use sqlkeep_common::time::{Timestamp, duration_option};
-use sqlkeep_common::units::{human_bytes, human_duration};
+use sqlkeep_common::units::{human_bytes, human_duration, record_seconds};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -244,7 +244,7 @@ fn snapshot(
             human_duration(started.elapsed())
         ),
     );
-    let record = snapshot_record(&Snapshot {
+    let mut record = snapshot_record(&Snapshot {
         db: &db,
         source: &source,
         dest: &dest,
@@ -255,6 +255,7 @@ fn snapshot(
         method: s.method,
         encrypted_to: &s.encrypted_to,
     });
+    record.set("snapshot_seconds", record_seconds(started.elapsed()));
     Ok(finish_record(record, s, target))
 }
 
