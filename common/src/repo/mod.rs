@@ -424,13 +424,8 @@ impl Repository {
                 // Only on this failure path: one listing, to name the
                 // database that was probably meant.
                 let hint = self
-                    .databases()
-                    .ok()
-                    .and_then(|known| {
-                        let names = known.iter().map(|(k, _)| k.as_str());
-                        let best = Key::parse(crate::suggest::closest(db.as_str(), names)?).ok()?;
-                        Some(format!("; did you mean {}?", self.store.url(&best)))
-                    })
+                    .suggest(db.as_str())
+                    .map(|url| format!("; did you mean {url}?"))
                     .unwrap_or_default();
                 Err(fail(
                     Exit::NotFound,
@@ -442,6 +437,15 @@ impl Repository {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The address of the database in this repository most like `name`
+    /// (a mistyped one), when one is alike enough: one listing, for error
+    /// messages only.
+    pub fn suggest(&self, name: &str) -> Option<String> {
+        let known = self.databases().ok()?;
+        let best = crate::suggest::closest(name, known.iter().map(|(k, _)| k.as_str()))?;
+        Some(self.store.url(&Key::parse(best).ok()?))
     }
 
     /// The databases in this repository, by the prefixes holding a

@@ -73,12 +73,8 @@ pub fn records(address: &Address, transfer: Transfer) -> Result<(Vec<Record>, Re
         return Ok((records, root));
     }
     let hint = repo
-        .databases()
-        .ok()
-        .and_then(|known| {
-            sqlkeep_common::suggest::closest(&name, known.iter().map(|(k, _)| k.as_str()))
-                .map(|best| format!("; did you mean {}?", parent.child(best)))
-        })
+        .suggest(&name)
+        .map(|url| format!("; did you mean {url}?"))
         .unwrap_or_default();
     Err(fail(
         Exit::NotFound,
