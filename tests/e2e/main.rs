@@ -26,6 +26,7 @@ mod maint;
 mod metrics;
 mod pipeline;
 mod pipes;
+mod rclone_ini;
 mod restore_daily;
 mod retention;
 mod s3;

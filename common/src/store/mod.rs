@@ -12,6 +12,7 @@
 mod dry_run;
 pub mod http;
 mod local;
+pub mod rclone_ini;
 mod requests;
 pub mod retry;
 mod s3;

@@ -8,10 +8,10 @@
 //! (exit 2) whose message names what to set, and no secret ever appears in
 //! one.
 
+use super::rclone_ini::{LineError, RcloneIni, Section};
 use crate::address::Address;
 use crate::exit::{Exit, fail};
 use anyhow::Result;
-use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -298,7 +298,7 @@ fn parse_bool(v: &str) -> Option<bool> {
 /// One rclone remote's settings: variables win over the config file.
 struct RcloneRemote<'a> {
     name: String,
-    file: HashMap<String, String>,
+    file: Section,
     env: Env<'a>,
 }
 
@@ -372,8 +372,6 @@ fn config_path(env: Env<'_>) -> Option<PathBuf> {
     candidates.into_iter().flatten().find(|p| p.is_file())
 }
 
-/// Reads one `[section]` of an INI file; None when the file or section is
-/// missing.
 /// The remotes rclone would know, for "did you mean": the sections of the
 /// config file and the `RCLONE_CONFIG_<NAME>_TYPE` variables.
 fn known_remotes(path: Option<&std::path::Path>) -> Vec<String> {
@@ -384,16 +382,17 @@ fn known_remotes(path: Option<&std::path::Path>) -> Vec<String> {
             Some(name.to_lowercase())
         })
         .collect();
-    if let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) {
-        names.extend(text.lines().filter_map(|line| {
-            let section = line.trim().strip_prefix('[')?.strip_suffix(']')?;
-            Some(section.trim().to_string())
-        }));
+    if let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok())
+        && let Ok(ini) = RcloneIni::parse(&text)
+    {
+        names.extend(ini.names().map(str::to_string));
     }
     names
 }
 
-fn read_section(path: &std::path::Path, name: &str) -> Result<Option<HashMap<String, String>>> {
+/// One `[section]` of rclone's config file; None when the file or the
+/// section is missing.
+fn read_section(path: &std::path::Path, name: &str) -> Result<Option<Section>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -413,7 +412,7 @@ fn read_section(path: &std::path::Path, name: &str) -> Result<Option<HashMap<Str
             ),
         ));
     }
-    parse_section(&text, name).map_err(|(line, why)| {
+    let ini = RcloneIni::parse(&text).map_err(|LineError { line, why }| {
         fail(
             Exit::Usage,
             format!(
@@ -421,94 +420,14 @@ fn read_section(path: &std::path::Path, name: &str) -> Result<Option<HashMap<Str
                 path.display()
             ),
         )
-    })
-}
-
-/// Reads one section of rclone's config format the way rclone does
-/// (goconfig): `[name]` headers, `key = value` or `key: value` lines
-/// (whichever separator comes first), `#` and `;` comments. A line that is
-/// none of these, a key before any section or an empty key or section name
-/// is an error, as it is for rclone: (line number, why).
-fn parse_section(
-    text: &str,
-    name: &str,
-) -> std::result::Result<Option<HashMap<String, String>>, (usize, String)> {
-    let mut current: Option<&str> = None;
-    let mut section: Option<HashMap<String, String>> = None;
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if line.starts_with('[') && line.ends_with(']') {
-            let header = line[1..line.len() - 1].trim();
-            if header.is_empty() {
-                return Err((number, "empty section name".into()));
-            }
-            current = Some(header);
-            if current == Some(name) {
-                section.get_or_insert_with(HashMap::new);
-            }
-            continue;
-        }
-        let Some(at) = line.find(['=', ':']).filter(|&at| at > 0) else {
-            return Err((number, format!("cannot parse {:?}", redact(line))));
-        };
-        let Some(header) = current else {
-            return Err((number, "a setting before any [section]".into()));
-        };
-        if header == name {
-            let (k, v) = (line[..at].trim(), line[at + 1..].trim());
-            section
-                .get_or_insert_with(HashMap::new)
-                .insert(k.to_string(), v.to_string());
-        }
-    }
-    Ok(section)
-}
-
-/// A config line for an error message, without what could be a secret:
-/// only its first word survives.
-fn redact(line: &str) -> String {
-    let word: String = line
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
-        .take(40)
-        .collect();
-    if word.len() < line.len() {
-        format!("{word} …")
-    } else {
-        word
-    }
+    })?;
+    Ok(ini.section(name).cloned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn config_lines_rclone_refuses_are_refused() {
-        let good = "# comment\n; also\n[b2]\ntype = s3\nendpoint: https://x:443\n[other]\nkey=v\n";
-        let b2 = parse_section(good, "b2").unwrap().unwrap();
-        assert_eq!(b2["type"], "s3");
-        assert_eq!(
-            b2["endpoint"], "https://x:443",
-            "the first separator splits"
-        );
-        assert!(parse_section(good, "missing").unwrap().is_none());
-        for (bad, line) in [
-            ("[b2]\ntype s3\n", 2),
-            ("[b2]\n= s3\n", 2),
-            ("type = s3\n[b2]\n", 1),
-            ("[]\n", 1),
-            ("[b2]\nsecret_access_key SECRETVALUE\n", 2),
-        ] {
-            let (at, why) = parse_section(bad, "b2").unwrap_err();
-            assert_eq!(at, line, "{bad:?}: {why}");
-            assert!(!why.contains("SECRETVALUE"), "{why}");
-        }
-    }
+    use std::collections::HashMap;
 
     fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let map: HashMap<String, String> = vars
