@@ -1,7 +1,7 @@
 //! `./install`, run as a user would after a build: every tool under
 //! `tools/` lands in a scratch prefix with its man page and its three
-//! completions, each of them usable (man finds the page, bash loads the
-//! completion, the binary runs), and `--uninstall` takes away exactly
+//! completions, each of them usable (man finds the page, bash, zsh and fish
+//! load the completions, the binary runs), and `--uninstall` takes away exactly
 //! what was added.
 //!
 //! The test installs the binaries this test run built (`--bin-dir`), so it
@@ -157,6 +157,8 @@ fn install_places_every_tool_and_uninstall_removes_exactly_that() {
             "bash did not register a completion for {tool}: {registered:?} {}",
             String::from_utf8_lossy(&complete.stderr)
         );
+        zsh_finds_completion(&s, &prefix, tool);
+        fish_completes(&s, &prefix, tool);
     }
 
     s.program(&install)
@@ -172,6 +174,57 @@ fn install_places_every_tool_and_uninstall_removes_exactly_that() {
         list_dirs(&prefix),
         dirs_before,
         "uninstall left or took directories"
+    );
+}
+
+/// zsh's completion system, pointed at the prefix's site-functions as
+/// /usr/local's are by default, maps the tool to its completion function
+/// and can load that function (a file zsh cannot parse fails here).
+fn zsh_finds_completion(s: &Scratch, prefix: &Path, tool: &str) {
+    let script = r#"fpath=("$1" $fpath)
+autoload -U compinit && compinit -u -d "$HOME/zcompdump"
+print -r -- "$_comps[$2]"
+autoload -Uz +X "_$2""#;
+    let out = Command::new("zsh")
+        .args(["-f", "-c", script, "zsh"])
+        .arg(prefix.join("share/zsh/site-functions"))
+        .arg(tool)
+        .env("HOME", s.path())
+        .output()
+        .expect("running zsh (./tests/run installs it)");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == format!("_{tool}"),
+        "zsh did not find the completion of {tool}: {:?} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// fish, with the prefix in its data directories and the tool on PATH (as
+/// after an install to /usr/local), completes the tool's options: fish
+/// loads vendor completions on its own, so this is what Tab would show.
+fn fish_completes(s: &Scratch, prefix: &Path, tool: &str) {
+    let path = format!(
+        "{}:{}",
+        prefix.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("fish")
+        .args(["-c", r#"complete -C "$argv[1] --""#, tool])
+        .env("HOME", s.path())
+        .env("XDG_DATA_DIRS", prefix.join("share"))
+        .env("PATH", path)
+        .output()
+        .expect("running fish (./tests/run installs it)");
+    let said = String::from_utf8_lossy(&out.stdout);
+    let options: Vec<&str> = said
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert!(
+        out.status.success() && options.contains(&"--help") && options.contains(&"--version"),
+        "fish did not complete {tool}'s options: {said:?} {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
