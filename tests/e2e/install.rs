@@ -248,3 +248,111 @@ fn install_without_every_binary_copies_nothing() {
         .stderr_has(tools.last().unwrap());
     assert_eq!(list_files(&prefix), Vec::<String>::new());
 }
+
+/// examples/Dockerfile cannot be built here (no Docker engine), so its
+/// build stage is played instead: its `./install` line runs with the same
+/// arguments (staged in a scratch directory, with this run's binaries),
+/// and every `COPY --from=sqlkeep` source must then exist, the copied bin
+/// directory must hold every tool, and the ENTRYPOINT must be a copied
+/// file. A tool added, a script renamed or the install layout changed
+/// breaks the recipe here rather than in a user's image build.
+#[test]
+fn the_dockerfile_recipe_copies_what_its_build_stage_made() {
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(repo().join("examples/Dockerfile")).unwrap();
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| l.split_whitespace().collect())
+        .filter(|w: &Vec<&str>| !w.is_empty())
+        .collect();
+    let stage_start = lines
+        .iter()
+        .position(|w| w[0] == "FROM" && w.ends_with(&["AS", "sqlkeep"]))
+        .expect("no `FROM … AS sqlkeep` build stage");
+    let stage: Vec<&Vec<&str>> = lines[stage_start + 1..]
+        .iter()
+        .take_while(|w| w[0] != "FROM")
+        .collect();
+    let clone_dir = stage
+        .iter()
+        .find(|w| w.starts_with(&["RUN", "git", "clone"]))
+        .map(|w| *w.last().unwrap())
+        .expect("the build stage does not clone sqlkeep");
+    assert!(
+        stage.iter().any(|w| w[..] == ["WORKDIR", clone_dir]),
+        "the build stage does not work in its clone {clone_dir}"
+    );
+    let install = stage
+        .iter()
+        .find(|w| w.starts_with(&["RUN", "./install"]))
+        .expect("the build stage does not run ./install");
+    let mut args: Vec<String> = install[2..].iter().map(|a| a.to_string()).collect();
+    let at = args
+        .iter()
+        .position(|a| a == "--destdir")
+        .expect("./install in the recipe stages nothing (--destdir)");
+    let destdir = args[at + 1].clone();
+    args[at + 1] = s.join("out").to_str().unwrap().to_string();
+    s.program(&repo().join("install"))
+        .args(&args)
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .run()
+        .success();
+
+    // Where a path of the build stage is on this machine.
+    let here = |path: &str| -> PathBuf {
+        if let Some(rest) = path.strip_prefix(&format!("{destdir}/")) {
+            s.join("out").join(rest)
+        } else if let Some(rest) = path.strip_prefix(&format!("{clone_dir}/")) {
+            repo().join(rest)
+        } else {
+            panic!("the recipe copies {path}, which the build stage did not make")
+        }
+    };
+    let mut copied = Vec::new();
+    let mut bin_copied = false;
+    for words in lines.iter().filter(|w| w[0] == "COPY") {
+        assert_eq!(words[1], "--from=sqlkeep", "{words:?}");
+        let paths: Vec<&str> = words[2..]
+            .iter()
+            .copied()
+            .filter(|w| !w.starts_with("--"))
+            .collect();
+        let (destination, sources) = paths.split_last().unwrap();
+        for source in sources {
+            let path = here(source);
+            assert!(path.exists(), "COPY source {source} is missing");
+            if path.is_dir() {
+                for tool in tools() {
+                    assert!(
+                        path.join(&tool).is_file(),
+                        "{source} lacks {tool}: the image would not have it"
+                    );
+                }
+                bin_copied = true;
+            }
+            copied.push(if destination.ends_with('/') {
+                format!(
+                    "{destination}{}",
+                    Path::new(source).file_name().unwrap().to_str().unwrap()
+                )
+            } else {
+                destination.to_string()
+            });
+        }
+    }
+    assert!(bin_copied, "the recipe copies no directory of tools");
+    let entrypoint = lines
+        .iter()
+        .find(|w| w[0] == "ENTRYPOINT")
+        .expect("no ENTRYPOINT");
+    let first = entrypoint[1]
+        .trim_start_matches("[\"")
+        .trim_end_matches("\",");
+    assert!(
+        copied.iter().any(|c| c == first),
+        "ENTRYPOINT {first} is not a file the recipe copies ({copied:?})"
+    );
+}
