@@ -332,6 +332,8 @@ fn the_dockerfile_recipe_copies_what_its_build_stage_made() {
                     );
                 }
                 bin_copied = true;
+                // A directory's contents are copied, not the directory.
+                continue;
             }
             copied.push(if destination.ends_with('/') {
                 format!(
