@@ -316,6 +316,7 @@ fn metrics_follow_backups_and_drills() {
     assert_backup(&p, &remote, &[&other]);
     assert_backup(&p, &remote, &[&app]);
     assert_eq!(p.value("sqlkeep_drill_ok", &labels), 1.0);
+    example_rules_read_what_the_textfile_has(&p);
 
     // The first database again: its gauges move, its counters add up.
     rusqlite::Connection::open(s.join("app.sqlite3"))
@@ -366,6 +367,69 @@ fn metrics_follow_backups_and_drills() {
     assert_eq!(p.value("sqlkeep_drill_ok", &[("db", "ghost")]), 0.0);
     assert_eq!(p.dbs(), ["app", "ghost", "other"]);
     assert_backup(&p, &remote, &[&app, &app2]);
+}
+
+/// examples/prometheus/sqlkeep.rules.yml (no Prometheus here to load it):
+/// every metric an alert's expression reads is one the textfile has, and
+/// every `$labels.x` its text names is a label of those metrics.
+fn example_rules_read_what_the_textfile_has(p: &Parsed) {
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/prometheus/sqlkeep.rules.yml");
+    // PyYAML comes with moto, which ./tests/run installs.
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
+        ])
+        .arg(&rules)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut alerts = 0;
+    for rule in doc["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+    {
+        let alert = rule["alert"].as_str().expect("an alerting rule");
+        let expr = rule["expr"].as_str().unwrap();
+        let metrics: Vec<&str> = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("sqlkeep_"))
+            .collect();
+        assert!(!metrics.is_empty(), "{alert} reads no sqlkeep metric");
+        let text = rule["annotations"].to_string();
+        let used: Vec<&str> = text
+            .split("$labels.")
+            .skip(1)
+            .map(|rest| {
+                rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        for metric in metrics {
+            let samples: Vec<_> = p.samples.iter().filter(|(n, _, _)| n == metric).collect();
+            assert!(
+                !samples.is_empty(),
+                "{alert} reads {metric}, which the textfile lacks"
+            );
+            for label in &used {
+                assert!(
+                    samples.iter().all(|(_, l, _)| l.contains_key(*label)),
+                    "{alert} names $labels.{label}, which {metric} lacks"
+                );
+            }
+        }
+        alerts += 1;
+    }
+    assert!(alerts >= 2, "{alerts} alerts");
 }
 
 /// An `object` record of `db` in `/srv/backups`, as bucket-push prints it.
