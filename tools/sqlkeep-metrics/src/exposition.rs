@@ -162,7 +162,7 @@ pub fn render(state: &State) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::{Backup, Event, Target};
+    use crate::observe::{Backup, Event, Stored, Target};
 
     #[test]
     fn labels_are_escaped_and_families_grouped() {
@@ -174,12 +174,14 @@ mod tests {
                     db: db.into(),
                     remote: "s3://x/\"q\"".into(),
                 },
-                stored_at: 1_795_316_400,
-                taken_at: None,
-                bytes: 1590,
-                raw_bytes: None,
-                seconds: Some(0.25),
-                requests: Classes { a: 3, b: 1, c: 0 },
+                stored: Stored {
+                    stored_at: 1_795_316_400,
+                    taken_at: None,
+                    bytes: 1590,
+                    raw_bytes: None,
+                    seconds: Some(0.25),
+                    requests: Classes { a: 3, b: 1, c: 0 },
+                },
             }));
         }
         let text = render(&state);

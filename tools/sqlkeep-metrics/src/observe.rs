@@ -64,6 +64,14 @@ pub struct Target {
 pub struct Backup {
     /// The database and remote.
     pub target: Target,
+    /// What was stored, with this upload's requests.
+    pub stored: Stored,
+}
+
+/// What the textfile shows of a stored snapshot: in an [`Event`] with one
+/// upload's requests, in the state with every upload's, summed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
     /// When it was stored (Unix seconds).
     pub stored_at: i64,
     /// When the snapshot was taken (Unix seconds).
@@ -74,7 +82,7 @@ pub struct Backup {
     pub raw_bytes: Option<u64>,
     /// Snapshot plus upload, when the records say.
     pub seconds: Option<f64>,
-    /// What the upload cost.
+    /// Requests, by class.
     pub requests: Classes,
 }
 
@@ -138,12 +146,14 @@ pub fn observe(record: &Record, now: i64) -> (Option<Event>, bool) {
                     db: db.to_string(),
                     remote: remote_of(url, db),
                 },
-                stored_at,
-                taken_at: time("taken_at"),
-                bytes,
-                raw_bytes: record.u64("raw_bytes"),
-                seconds,
-                requests: Classes::of(record),
+                stored: Stored {
+                    stored_at,
+                    taken_at: time("taken_at"),
+                    bytes,
+                    raw_bytes: record.u64("raw_bytes"),
+                    seconds,
+                    requests: Classes::of(record),
+                },
             };
             (Some(Event::Backup(backup)), retention_failed)
         }

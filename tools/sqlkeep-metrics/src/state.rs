@@ -6,7 +6,7 @@
 //! integers, and node_exporter reads only `*.prom`, so the state in the
 //! same directory is never scraped.
 
-use crate::observe::{Classes, Event, Target};
+use crate::observe::{Classes, Event, Stored, Target};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -40,27 +40,10 @@ pub struct Database {
     pub target: Target,
     /// The newest backup stored, and the requests of all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backup: Option<BackupState>,
+    pub backup: Option<Stored>,
     /// The latest drill, and the requests of all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<DrillState>,
-}
-
-/// The newest backup of a database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BackupState {
-    /// When it was stored (Unix seconds).
-    pub stored_at: i64,
-    /// When its snapshot was taken.
-    pub taken_at: Option<i64>,
-    /// Stored bytes.
-    pub bytes: u64,
-    /// The database's size.
-    pub raw_bytes: Option<u64>,
-    /// Snapshot plus upload.
-    pub seconds: Option<f64>,
-    /// Requests of every backup seen, by class.
-    pub requests: Classes,
 }
 
 /// The latest drill of a database.
@@ -144,21 +127,17 @@ impl State {
                     .as_ref()
                     .map(|s| s.requests)
                     .unwrap_or_default();
-                requests.add(b.requests);
+                requests.add(b.stored.requests);
                 let newer = entry
                     .backup
                     .as_ref()
-                    .is_none_or(|s| b.stored_at >= s.stored_at);
+                    .is_none_or(|s| b.stored.stored_at >= s.stored_at);
                 match (&mut entry.backup, newer) {
                     (Some(state), false) => state.requests = requests,
                     (slot, _) => {
-                        *slot = Some(BackupState {
-                            stored_at: b.stored_at,
-                            taken_at: b.taken_at,
-                            bytes: b.bytes,
-                            raw_bytes: b.raw_bytes,
-                            seconds: b.seconds,
+                        *slot = Some(Stored {
                             requests,
+                            ..b.stored.clone()
                         })
                     }
                 }
@@ -245,12 +224,14 @@ mod tests {
     fn backup(stored_at: i64, bytes: u64) -> Event {
         Event::Backup(Backup {
             target: target("app", "/r"),
-            stored_at,
-            taken_at: Some(stored_at - 1),
-            bytes,
-            raw_bytes: Some(bytes * 4),
-            seconds: Some(0.5),
-            requests: Classes { a: 3, b: 1, c: 0 },
+            stored: Stored {
+                stored_at,
+                taken_at: Some(stored_at - 1),
+                bytes,
+                raw_bytes: Some(bytes * 4),
+                seconds: Some(0.5),
+                requests: Classes { a: 3, b: 1, c: 0 },
+            },
         })
     }
 
