@@ -5,13 +5,14 @@
 //! database" and "Debris").
 //!
 //! The moment of each kill is a uniform random point in the time an
-//! unkilled run takes (measured first, in the same test): a fault
-//! injection point, not a wait for something to happen. Seeds are fixed
-//! and printed, so a failure replays.
+//! unkilled run takes (measured first, in the same test, then following
+//! the runs: `support::campaign`): a fault injection point, not a wait for
+//! something to happen. Seeds are fixed and printed, so a failure replays
+//! the same sequence of moments.
 
 use crate::bank::{Writer, check_invariants};
 use crate::s3server::{BUCKET, S3Server};
-use crate::support::{Rng, Scratch, assert_consistent, debris, list_files, make_db};
+use crate::support::{Scratch, assert_consistent, campaign, debris, list_files, make_db};
 use rusqlite::Connection;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -63,43 +64,6 @@ fn median_of_three(mut measure: impl FnMut() -> Duration) -> Duration {
     let mut runs = [measure(), measure(), measure()];
     runs.sort();
     runs[1]
-}
-
-/// Kills at uniform random moments of `span` (see the module docs):
-/// `kill(n, at)` starts run `n`, kills it `at` later, checks what it left
-/// and says whether the kill landed mid-run. At least `tries` kills; more,
-/// up to four times as many, until `want` have landed. A kill that came
-/// after the end shrinks the span by a tenth, because the span was
-/// measured on a machine other tests share and one slow run there must
-/// not send most kills past the end (CI once saw 21 of 50 land). Fewer
-/// than `want` landed fails: kills that never land test nothing.
-fn campaign(
-    seed: u64,
-    mut span: Duration,
-    tries: usize,
-    want: usize,
-    mut kill: impl FnMut(usize, Duration) -> bool,
-) -> String {
-    let mut rng = Rng::new(seed);
-    let (mut landed, mut n) = (0, 0);
-    while n < tries || (landed < want && n < 4 * tries) {
-        let at = moment(&mut rng, span);
-        if kill(n, at) {
-            landed += 1;
-        } else {
-            span = span.mul_f64(0.9);
-        }
-        n += 1;
-    }
-    let summary =
-        format!("{landed} of {n} kills landed mid-run (seed {seed:#x}, last span {span:?})");
-    assert!(landed >= want, "too few kills landed: {summary}");
-    summary
-}
-
-/// A random moment in `0..=span`.
-fn moment(rng: &mut Rng, span: Duration) -> Duration {
-    Duration::from_micros(rng.below(span.as_micros() as u64 + 1))
 }
 
 /// Rows in the live database's main file, and rows only in its WAL.

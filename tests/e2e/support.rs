@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// The directory holding the tool binaries, built on first use.
 pub fn bin_dir() -> &'static Path {
@@ -561,4 +562,48 @@ pub fn make_big_db(path: &std::path::Path, mib: usize) {
             .unwrap();
     }
     tx.commit().unwrap();
+}
+
+/// Kills at uniform random moments of `span` (a fault injection point,
+/// not a wait for something to happen): `kill(n, at)` starts run `n`,
+/// kills it `at` later, checks what it left and says whether the kill
+/// landed mid-run. At least `tries` kills; more, up to four times as
+/// many, until `want` have landed.
+///
+/// The span follows the runs: a kill that landed stretches it by 5%, one
+/// that came after the end shrinks it by 10%, so about two kills in three
+/// land and the rest fall just past the end, and the moments cover the
+/// whole run, its last steps included. It was measured on a machine the
+/// other tests share: a fixed span from a slow calibration run sent most
+/// kills past the end (CI once saw 21 of 50 land), and one from a quick
+/// run let none reach a run's last steps. Fewer than `want` landed fails:
+/// kills that never land test nothing.
+pub fn campaign(
+    seed: u64,
+    mut span: Duration,
+    tries: usize,
+    want: usize,
+    mut kill: impl FnMut(usize, Duration) -> bool,
+) -> String {
+    let mut rng = Rng::new(seed);
+    let (mut landed, mut n) = (0, 0);
+    while n < tries || (landed < want && n < 4 * tries) {
+        let at = moment(&mut rng, span);
+        if kill(n, at) {
+            landed += 1;
+            span = span.mul_f64(1.05);
+        } else {
+            span = span.mul_f64(0.9);
+        }
+        n += 1;
+    }
+    let summary =
+        format!("{landed} of {n} kills landed mid-run (seed {seed:#x}, last span {span:?})");
+    assert!(landed >= want, "too few kills landed: {summary}");
+    summary
+}
+
+/// A random moment in `0..=span`.
+fn moment(rng: &mut Rng, span: Duration) -> Duration {
+    Duration::from_micros(rng.below(span.as_micros() as u64 + 1))
 }
