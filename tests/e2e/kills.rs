@@ -7,8 +7,9 @@
 //! The moment of each kill is a uniform random point in the time an
 //! unkilled run takes (measured first, in the same test, then following
 //! the runs: `support::campaign`): a fault injection point, not a wait for
-//! something to happen. Seeds are fixed and printed, so a failure replays
-//! the same sequence of moments.
+//! something to happen. Seeds are fixed and printed: a rerun draws the
+//! same points of the span, though the span itself follows how fast the
+//! machine runs that day.
 
 use crate::bank::{Writer, check_invariants};
 use crate::s3server::{BUCKET, S3Server};
